@@ -1,0 +1,42 @@
+# The README's two commands: `make run` and `make test`. Both work from a fresh clone.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+export PORT
+
+.PHONY: run test unit e2e lint build bench clean browser
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+build: $(STAMP)
+	@if [ -f build.py ]; then $(PY) build.py; fi
+
+run: build
+	$(PY) -m app
+
+browser:
+	@sh scripts/ensure-chromium.sh
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: build browser lint
+	$(PY) -m pytest
+
+unit: build
+	$(PY) -m pytest tests
+
+e2e: build browser
+	$(PY) -m pytest e2e
+
+bench: build
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache test-results
