@@ -1,0 +1,121 @@
+"""`litestar polls …`, `litestar db …` and `litestar keys …`: run from the repo root, no flags needed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import msgspec
+from litestar import Litestar
+
+from app import keys as receipt_keys
+from app.db import Database
+from app.migrate import current_revision, upgrade
+from app.settings import Settings
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(polls_group)
+    cli.add_command(db_group)
+    cli.add_command(keys_group)
+
+
+def _app(ctx: click.Context) -> Litestar:
+    return ctx.obj.app if hasattr(ctx.obj, "app") else ctx.obj().app
+
+
+def _run(ctx: click.Context, work: Any) -> Any:
+    """Runs one coroutine against a fresh database handle, migrated first."""
+    settings: Settings = _app(ctx).state.settings
+
+    async def main() -> Any:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+            return await work(db, settings)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def parse_instant(value: str) -> int:
+    """ISO 8601 to ms since the epoch; a time without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@click.group(name="polls", help="Create polls.")
+def polls_group() -> None:
+    pass
+
+
+@polls_group.command(name="create", help="Create a poll and print it as one JSON object.")
+@click.option("--question", required=True, help="The question voters see.")
+@click.option("--option", "options", multiple=True, required=True, help="An answer; repeat for each.")
+@click.option("--closes-at", default=None, help="ISO 8601 date-time after which votes are refused.")
+@click.option("--late-grace-seconds", default=0, type=click.IntRange(0), help="Accept late delivery this long.")
+@click.pass_context
+def create_poll_command(
+    ctx: click.Context, question: str, options: tuple[str, ...], closes_at: str | None, late_grace_seconds: int
+) -> None:
+    from app.api import poll_created
+    from app.polls import DuplicateOption, PollSpec, create_poll
+
+    try:
+        spec = msgspec.convert(
+            {
+                "question": question,
+                "options": list(options),
+                "closes_at": parse_instant(closes_at) if closes_at else None,
+                "late_grace_seconds": late_grace_seconds,
+            },
+            PollSpec,
+        )
+    except msgspec.ValidationError as error:
+        raise click.UsageError(str(error)) from None
+
+    async def work(db: Database, settings: Settings) -> bytes:
+        try:
+            poll = await create_poll(db, spec)
+        except DuplicateOption as error:
+            raise click.UsageError(str(error)) from None
+        return msgspec.json.encode(poll_created(poll, settings))
+
+    click.echo(_run(ctx, work).decode())
+
+
+@click.group(name="db", help="Database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command(name="upgrade", help="Apply all migrations (the service also does this on start).")
+@click.pass_context
+def db_upgrade_command(ctx: click.Context) -> None:
+    async def work(db: Database, _: Settings) -> str | None:
+        return await current_revision(db)
+
+    click.echo(json.dumps({"revision": _run(ctx, work)}))
+
+
+@click.group(name="keys", help="Receipt signing keys.")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command(name="rotate", help="Make a new active receipt key; old ones stay published.")
+@click.pass_context
+def keys_rotate_command(ctx: click.Context) -> None:
+    settings: Settings = _app(ctx).state.settings
+    receipt_keys.load_or_create(settings.data_dir)
+    key = receipt_keys.rotate(settings.data_dir)
+    click.echo(json.dumps({"kid": key.kid}))

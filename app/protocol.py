@@ -1,0 +1,97 @@
+"""Vote protocol v1 (docs/protocol.md): the wire format, the signed bytes and the ballot hash."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Annotated
+
+import msgspec
+
+SIGNING_CONTEXT = "vote/v1"
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+PUBLIC_KEY_B64_LEN = 43  # 32 bytes in unpadded base64url
+SIGNATURE_B64_LEN = 86  # 64 bytes in unpadded base64url
+
+Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+Uuid = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]  # exact in JavaScript numbers
+PublicKeyB64 = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", min_length=PUBLIC_KEY_B64_LEN, max_length=PUBLIC_KEY_B64_LEN)
+]
+SignatureB64 = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", min_length=SIGNATURE_B64_LEN, max_length=SIGNATURE_B64_LEN)
+]
+
+
+class Vote(msgspec.Struct, forbid_unknown_fields=True):
+    """A vote as the device sends it."""
+
+    vote_id: Uuid
+    idempotency_key: Uuid
+    poll_id: Identifier
+    option_id: Identifier
+    created_at: Millis
+    public_key: PublicKeyB64
+    signature: SignatureB64
+
+    def signing_bytes(self) -> bytes:
+        return signing_bytes(self.poll_id, self.option_id, self.vote_id, self.idempotency_key, self.created_at)
+
+    def public_key_bytes(self) -> bytes:
+        return b64decode(self.public_key)
+
+    def signature_bytes(self) -> bytes:
+        return b64decode(self.signature)
+
+    def ballot_hash(self) -> str:
+        return ballot_hash(self.signing_bytes(), self.signature_bytes())
+
+    def request_hash(self) -> bytes:
+        """Tells a retry of this exact vote apart from a different vote under the same key."""
+        return hashlib.sha256(self.public_key_bytes() + self.signing_bytes() + self.signature_bytes()).digest()
+
+
+class ReceiptPayload(msgspec.Struct, kw_only=True):
+    """What the service signs. Field order is fixed, so the bytes are reproducible."""
+
+    v: int = 1
+    kid: str
+    poll_id: str
+    vote_id: str
+    idempotency_key: str
+    ballot_hash: str
+    seq: int
+    accepted_at: int
+
+
+class Receipt(msgspec.Struct):
+    kid: str
+    payload: str
+    signature: str
+
+
+def signing_bytes(poll_id: str, option_id: str, vote_id: str, idempotency_key: str, created_at: int) -> bytes:
+    return "\n".join(
+        (SIGNING_CONTEXT, poll_id, option_id, vote_id, idempotency_key, str(created_at))
+    ).encode()
+
+
+def ballot_hash(signed: bytes, signature: bytes) -> str:
+    return b64encode(hashlib.sha256(signed + signature).digest())
+
+
+def b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict unpadded base64url: raises ValueError on anything else."""
+    if "=" in text:
+        raise ValueError("padding is not allowed")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as error:
+        raise ValueError(str(error)) from None

@@ -1,0 +1,69 @@
+"""The relational schema, shared by SQLite and PostgreSQL. Alembic migrations create it."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("question", Text, nullable=False),
+    Column("closes_at", BigInteger, nullable=True),  # ms since the epoch
+    Column("late_grace_seconds", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    # Votes accepted so far; the next accepted vote takes vote_count + 1 as its seq.
+    Column("vote_count", BigInteger, nullable=False, server_default="0"),
+)
+
+options = Table(
+    "options",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    # Kept in the vote's own transaction so results never scan the votes table.
+    Column("votes", BigInteger, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
+
+# A vote carries no personal data: the public key is a per-poll key made on the device.
+votes = Table(
+    "votes",
+    metadata,
+    Column("idempotency_key", String(36), primary_key=True),
+    Column("poll_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("vote_id", String(36), nullable=False),
+    Column("option_id", String(64), nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("accepted_at", BigInteger, nullable=False),
+    # SHA-256 over everything the client sent that matters; tells a retry from a reuse of the key.
+    Column("request_hash", LargeBinary(32), nullable=False),
+    # The exact receipt bytes, so that every retry gets a byte-identical answer.
+    Column("receipt", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["poll_id", "option_id"], ["options.poll_id", "options.id"]),
+    UniqueConstraint("poll_id", "public_key"),
+    UniqueConstraint("poll_id", "seq"),
+)

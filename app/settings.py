@@ -1,0 +1,113 @@
+"""Service settings, read once from `VOTE_*` environment variables (and `PORT`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///var/votes.db"
+    """SQLAlchemy async URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user@host/db`."""
+    data_dir: Path = Path("var")
+    """Where the receipt signing keys and the generated admin token live."""
+    admin_token: str | None = None
+    """Bearer token for the admin API; generated into `data_dir` when unset."""
+    public_url: str | None = None
+    """Base URL printed in poll links; defaults to http://127.0.0.1:$PORT."""
+    port: int = 8000
+    """Port for `make run` (`PORT`)."""
+    dist_dir: Path = Path("dist")
+    """Where build.py wrote the static assets."""
+    redis_url: str | None = None
+    """Redis for cross-worker live results; in-memory fan-out when unset."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=_database_url(env.get("VOTE_DATABASE_URL", defaults.database_url)),
+            data_dir=Path(env.get("VOTE_DATA_DIR", str(defaults.data_dir))),
+            admin_token=_admin_token(env.get("VOTE_ADMIN_TOKEN")),
+            public_url=_http_url("VOTE_PUBLIC_URL", env.get("VOTE_PUBLIC_URL")),
+            port=_port(env.get("PORT", str(defaults.port))),
+            dist_dir=Path(env.get("VOTE_DIST_DIR", str(defaults.dist_dir))),
+            redis_url=_redis_url(env.get("VOTE_REDIS_URL")),
+            log_level=_log_level(env.get("VOTE_LOG_LEVEL", defaults.log_level)),
+        )
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise SettingsError(f"VOTE_DATABASE_URL: cannot parse {value!r} as a database URL") from None
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise SettingsError(
+            f"VOTE_DATABASE_URL: driver {url.drivername!r} is not supported; use one of {SUPPORTED_DRIVERS}"
+        )
+    if url.drivername.startswith("sqlite") and not url.database:
+        raise SettingsError("VOTE_DATABASE_URL: an in-memory SQLite database would lose votes; name a file")
+    return value
+
+
+def _admin_token(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) < 16:
+        raise SettingsError("VOTE_ADMIN_TOKEN: must be at least 16 characters")
+    return value
+
+
+def _http_url(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _redis_url(value: str | None) -> str | None:
+    if not value:
+        return None
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"VOTE_REDIS_URL: expected a redis:// URL, got {value!r}")
+    return value
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"PORT: expected a port number 1-65535, got {value!r}")
+    return int(value)
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"VOTE_LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+    return level

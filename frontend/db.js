@@ -1,0 +1,95 @@
+// The IndexedDB schema and a thin promise layer over it, in the manner of jakearchibald/idb.
+// The page and the service worker share this one database.
+
+export const DB_NAME = "vote";
+export const DB_VERSION = 1;
+export const OUTBOX = "outbox"; // votes not yet confirmed, keyed by vote id
+export const RECEIPTS = "receipts"; // verified receipts, keyed by vote id
+export const DEVICE_KEYS = "deviceKeys"; // one non-extractable Ed25519 key pair per poll
+export const SERVER_KEYS = "serverKeys"; // receipt-signing public keys, keyed by kid
+
+let opening = null;
+
+// The whole schema, one step per version, so a newer worker upgrades the stores in place
+// and never strands a queued vote. Add a step; never edit an old one.
+function upgrade(db, oldVersion) {
+  if (oldVersion < 1) {
+    db.createObjectStore(OUTBOX, { keyPath: "id" }).createIndex("pollId", "pollId");
+    db.createObjectStore(RECEIPTS, { keyPath: "voteId" }).createIndex("pollId", "pollId");
+    db.createObjectStore(DEVICE_KEYS, { keyPath: "pollId" });
+    db.createObjectStore(SERVER_KEYS, { keyPath: "kid" });
+  }
+}
+
+export function openDb() {
+  opening ??= new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, DB_VERSION);
+    request.onupgradeneeded = (event) => upgrade(request.result, event.oldVersion);
+    request.onsuccess = () => {
+      const db = request.result;
+      // A newer worker is upgrading: close so it is not blocked; the next call reopens.
+      db.onversionchange = () => {
+        db.close();
+        opening = null;
+      };
+      resolve(db);
+    };
+    request.onerror = () => {
+      opening = null;
+      reject(request.error);
+    };
+  });
+  return opening;
+}
+
+export function promisify(request) {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      request.removeEventListener("success", success);
+      request.removeEventListener("error", failure);
+    };
+    const success = () => {
+      done();
+      resolve(request.result);
+    };
+    const failure = () => {
+      done();
+      reject(request.error);
+    };
+    request.addEventListener("success", success);
+    request.addEventListener("error", failure);
+  });
+}
+
+// Runs `work(tx)` in one transaction and resolves with its result once the transaction has
+// committed, so callers never act on a write that was rolled back. `work` may await only
+// requests of `tx`: any other await lets the transaction auto-commit early.
+export async function transact(storeNames, mode, work) {
+  const db = await openDb();
+  const tx = db.transaction(storeNames, mode);
+  const committed = new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new DOMException("Transaction aborted", "AbortError"));
+  });
+  let result;
+  try {
+    result = await work(tx);
+  } catch (error) {
+    committed.catch(() => {});
+    if (!tx.error) {
+      try {
+        tx.abort();
+      } catch {
+        // Already finished: nothing to roll back.
+      }
+    }
+    throw error;
+  }
+  await committed;
+  return result;
+}
+
+export function getOne(storeName, key) {
+  return transact([storeName], "readonly", (tx) => promisify(tx.objectStore(storeName).get(key)));
+}

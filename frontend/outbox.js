@@ -1,0 +1,67 @@
+// The outbox: votes on this device until a verified receipt confirms them. IndexedDB only;
+// the delivery policy lives in delivery.js and backoff.js.
+// No retention limit: nothing here deletes an unconfirmed vote, whatever its age.
+
+import { OUTBOX, RECEIPTS, promisify, transact } from "./db.js";
+
+export const QUEUED = "queued";
+export const SENDING = "sending";
+export const CONFIRMED = "confirmed";
+export const FAILED = "failed";
+
+// Adds the vote unless this device already has a live or confirmed vote in the poll.
+// The check and the write share one transaction, so two tabs cannot both queue a vote.
+export function queueVote(vote) {
+  return transact([OUTBOX, RECEIPTS], "readwrite", async (tx) => {
+    const confirmed = await promisify(tx.objectStore(RECEIPTS).index("pollId").count(vote.pollId));
+    const earlier = await promisify(tx.objectStore(OUTBOX).index("pollId").getAll(vote.pollId));
+    if (confirmed > 0 || earlier.some((v) => v.status !== FAILED)) return false;
+    await promisify(tx.objectStore(OUTBOX).add(vote));
+    return true;
+  });
+}
+
+export function pollVotes(pollId) {
+  return transact([OUTBOX, RECEIPTS], "readonly", async (tx) => ({
+    outbox: await promisify(tx.objectStore(OUTBOX).index("pollId").getAll(pollId)),
+    receipts: await promisify(tx.objectStore(RECEIPTS).index("pollId").getAll(pollId)),
+  }));
+}
+
+export function allUnconfirmed() {
+  return transact([OUTBOX], "readonly", async (tx) => {
+    const votes = await promisify(tx.objectStore(OUTBOX).getAll());
+    return votes.filter((v) => v.status === QUEUED || v.status === SENDING);
+  });
+}
+
+// Merges `changes` into the stored vote; resolves with the new record, or null if it is gone.
+export function updateVote(id, changes) {
+  return transact([OUTBOX], "readwrite", async (tx) => {
+    const store = tx.objectStore(OUTBOX);
+    const vote = await promisify(store.get(id));
+    if (!vote) return null;
+    const updated = { ...vote, ...changes };
+    await promisify(store.put(updated));
+    return updated;
+  });
+}
+
+// Moves a vote from the outbox to the receipts in one transaction: it is never in neither.
+export function confirmVote(voteId, receiptRecord) {
+  return transact([OUTBOX, RECEIPTS], "readwrite", async (tx) => {
+    await promisify(tx.objectStore(RECEIPTS).put(receiptRecord));
+    await promisify(tx.objectStore(OUTBOX).delete(voteId));
+  });
+}
+
+// Call only while holding the sender lock: then no one is sending, so a vote still marked
+// `sending` was cut off by a crash or a closed browser.
+export function requeueInterrupted() {
+  return transact([OUTBOX], "readwrite", async (tx) => {
+    const store = tx.objectStore(OUTBOX);
+    for (const vote of await promisify(store.getAll())) {
+      if (vote.status === SENDING) await promisify(store.put({ ...vote, status: QUEUED }));
+    }
+  });
+}
