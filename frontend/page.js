@@ -1,0 +1,186 @@
+// The poll page: casts a vote into the outbox at once, then shows where each vote stands.
+// Delivery belongs to the service worker; the page only nudges it.
+
+import { SYNC_TAG, deliverAll } from "./delivery.js";
+import { deviceKeyFor } from "./device-key.js";
+import { announceChange, onChange } from "./notify.js";
+import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
+import { signVote } from "./protocol.js";
+
+const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
+const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
+
+const form = document.getElementById("vote-form");
+const pollId = form.dataset.pollId;
+const statusLine = document.getElementById("status");
+const notice = document.getElementById("notice");
+const voteList = document.getElementById("votes");
+const noVotes = document.getElementById("no-votes");
+const pending = document.getElementById("pending");
+const connection = document.getElementById("connection");
+const offlineReady = document.getElementById("offline-ready");
+
+const STATE_WORDS = { [QUEUED]: "Queued", [SENDING]: "Transmitting", [CONFIRMED]: "Confirmed", [FAILED]: "Failed" };
+
+function optionLabel(optionId) {
+  for (const input of form.querySelectorAll('input[name="option"]')) {
+    if (input.value === optionId) return input.labels[0]?.textContent.trim() ?? optionId;
+  }
+  return optionId;
+}
+
+function describe(vote) {
+  const word = STATE_WORDS[vote.status];
+  if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
+  if (vote.status === FAILED) return `${word}: ${vote.lastError}`;
+  if (vote.status === QUEUED && vote.lastError) return `${word}, saved on this device. Last try: ${vote.lastError}.`;
+  if (vote.status === QUEUED) return `${word}, saved on this device.`;
+  return `${word}…`;
+}
+
+// Only text that changed is written, so a screen reader hears each new state once.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+async function render() {
+  const { outbox, receipts } = await pollVotes(pollId);
+  const votes = [...outbox, ...receipts.map((r) => ({ ...r, id: r.voteId, status: CONFIRMED }))];
+  votes.sort((a, b) => b.createdAt - a.createdAt);
+  voteList.replaceChildren(
+    ...votes.map((vote) => {
+      const item = document.createElement("li");
+      item.className = `vote vote-${vote.status}`;
+      const choice = document.createElement("span");
+      choice.className = "choice";
+      choice.textContent = optionLabel(vote.optionId);
+      const state = document.createElement("span");
+      state.className = "state";
+      state.textContent = describe(vote);
+      item.append(choice, " — ", state);
+      return item;
+    }),
+  );
+  noVotes.hidden = votes.length > 0;
+  if (votes.length > 0) setText(statusLine, describe(votes[0]));
+  const waiting = await allUnconfirmed();
+  setText(pending, waiting.length === 1 ? "1 vote waiting to be sent." : `${waiting.length} votes waiting to be sent.`);
+  scheduleWake(waiting);
+}
+
+// Renders one at a time; changes that arrive meanwhile fold into one more render.
+let rendering = null;
+let renderAgain = false;
+function scheduleRender() {
+  if (rendering) {
+    renderAgain = true;
+    return;
+  }
+  rendering = render()
+    .catch(showError)
+    .finally(() => {
+      rendering = null;
+      if (renderAgain) {
+        renderAgain = false;
+        scheduleRender();
+      }
+    });
+}
+
+let wakeTimer = 0;
+function scheduleWake(waiting) {
+  clearTimeout(wakeTimer);
+  if (waiting.length === 0) return;
+  const next = Math.min(...waiting.map((v) => v.nextAttemptAt));
+  const delay = Math.min(MAX_WAKE_MS, Math.max(MIN_WAKE_MS, next - Date.now()));
+  wakeTimer = setTimeout(() => nudge(), delay);
+}
+
+// Asks the worker to send; a page that no worker controls yet (first visit, or no service
+// worker support) sends by itself, under the same lock.
+function nudge(reconnected = false) {
+  const worker = navigator.serviceWorker?.controller;
+  if (worker) worker.postMessage({ type: "flush", reconnected });
+  else deliverAll({ reconnected }).catch(showError);
+}
+
+function requestSync() {
+  // Background Sync is Chromium-only; elsewhere the other nudges deliver alone.
+  navigator.serviceWorker?.ready.then((registration) => registration.sync?.register(SYNC_TAG)).catch(() => {});
+}
+
+function showError(error) {
+  setText(notice, `Something went wrong on this device: ${error?.message ?? error}`);
+}
+
+async function castVote(optionId) {
+  const key = await deviceKeyFor(pollId);
+  const vote = {
+    id: crypto.randomUUID(),
+    idempotencyKey: crypto.randomUUID(),
+    pollId,
+    optionId,
+    createdAt: Date.now(),
+    publicKey: key.publicKey,
+    signature: "",
+    status: QUEUED,
+    retries: 0,
+    nextAttemptAt: 0,
+    lastError: null,
+  };
+  vote.signature = await signVote(vote, key.privateKey);
+  // Stored before any network use: from here on the vote survives a crash or a closed tab.
+  if (!(await queueVote(vote))) {
+    setText(notice, "This device has already voted in this poll.");
+    return;
+  }
+  setText(notice, "");
+  announceChange();
+  navigator.storage?.persist?.().catch(() => {});
+  requestSync();
+  nudge();
+}
+
+let casting = false;
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const choice = form.querySelector('input[name="option"]:checked');
+  if (!choice) {
+    setText(notice, "Choose an option, then press Vote.");
+    return;
+  }
+  if (casting) return;
+  casting = true;
+  castVote(choice.value)
+    .catch(showError)
+    .finally(() => {
+      casting = false;
+    });
+});
+
+function showConnection() {
+  connection.hidden = navigator.onLine;
+}
+
+async function startWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.addEventListener("message", (event) => {
+    if (event.data?.type === "page-cached") offlineReady.hidden = !event.data.ok;
+  });
+  await navigator.serviceWorker.register("/sw.js");
+  const registration = await navigator.serviceWorker.ready;
+  registration.active?.postMessage({ type: "cache-page", url: location.href });
+}
+
+window.addEventListener("online", () => {
+  showConnection();
+  nudge(true);
+});
+window.addEventListener("offline", showConnection);
+onChange(scheduleRender);
+showConnection();
+scheduleRender();
+startWorker().catch(() => {
+  // No worker (private mode, old browser): the page still queues and sends by itself.
+});
+nudge();

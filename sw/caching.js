@@ -1,0 +1,93 @@
+// Offline copies: hashed assets cache-first (their names change with their content), pages
+// network-first with the last good copy as the fallback.
+
+import { PRECACHE, VERSION } from "./manifest.js";
+
+export const CACHE_PREFIX = "vote-";
+export const ASSET_CACHE = `${CACHE_PREFIX}assets-${VERSION}`;
+export const PAGE_CACHE = `${CACHE_PREFIX}pages-${VERSION}`;
+
+const precached = new Set(PRECACHE.map((url) => new URL(url, self.location.href).href));
+
+export function isPrecached(url) {
+  return precached.has(url);
+}
+
+// Pages are kept by path: a query string or fragment does not make another page.
+function pageKey(url) {
+  const key = new URL(url);
+  key.search = "";
+  key.hash = "";
+  return key.href;
+}
+
+async function storePage(cache, url, response) {
+  if (response.ok && !response.redirected && response.type === "basic") {
+    await cache.put(pageKey(url), response.clone());
+    return true;
+  }
+  return false;
+}
+
+export async function precacheAssets() {
+  const cache = await caches.open(ASSET_CACHE);
+  // CORS requests, so assets on a CDN origin are cached readable and pass Subresource Integrity.
+  await cache.addAll(PRECACHE.map((url) => new Request(url, { mode: "cors", credentials: "omit" })));
+}
+
+// A new version's pages must link the new hashed assets: fetch fresh copies of every page the
+// old version kept, falling back to the old copy when the network is down.
+export async function carryPagesOver() {
+  const cache = await caches.open(PAGE_CACHE);
+  for (const name of await caches.keys()) {
+    if (!name.startsWith(`${CACHE_PREFIX}pages-`) || name === PAGE_CACHE) continue;
+    const old = await caches.open(name);
+    for (const request of await old.keys()) {
+      const fresh = await fetch(request.url).catch(() => null);
+      if (!(fresh && (await storePage(cache, request.url, fresh)))) {
+        const copy = await old.match(request);
+        if (copy) await cache.put(request, copy);
+      }
+    }
+  }
+}
+
+export async function dropOldCaches() {
+  for (const name of await caches.keys()) {
+    if (name.startsWith(CACHE_PREFIX) && name !== ASSET_CACHE && name !== PAGE_CACHE) await caches.delete(name);
+  }
+}
+
+export async function cacheFirst(request) {
+  const cached = await caches.match(request, { cacheName: ASSET_CACHE });
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok) {
+    const cache = await caches.open(ASSET_CACHE);
+    await cache.put(request, response.clone());
+  }
+  return response;
+}
+
+export async function networkFirst(request) {
+  const cache = await caches.open(PAGE_CACHE);
+  try {
+    const response = await fetch(request);
+    await storePage(cache, request.url, response);
+    return response;
+  } catch (error) {
+    const cached = await cache.match(pageKey(request.url));
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+// Keeps a copy of a page the browser loaded before this worker controlled it.
+// Resolves true when a copy is in the cache afterwards, fresh or not.
+export async function cachePage(url) {
+  if (new URL(url).origin !== self.location.origin) return false;
+  const cache = await caches.open(PAGE_CACHE);
+  const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
+  if (response) await storePage(cache, url, response);
+  return Boolean(await cache.match(pageKey(url)));
+}

@@ -1,0 +1,78 @@
+// The service worker's event wiring. What to cache is in caching.js; how votes are sent is in
+// frontend/delivery.js, shared with the page. build.py bundles all of it into one classic script.
+
+import { NETWORK_ERROR, SYNC_TAG, deliverAll } from "../frontend/delivery.js";
+import { allUnconfirmed } from "../frontend/outbox.js";
+import {
+  cacheFirst,
+  cachePage,
+  carryPagesOver,
+  dropOldCaches,
+  isPrecached,
+  networkFirst,
+  precacheAssets,
+} from "./caching.js";
+
+const WEBMANIFEST_PATH = "/manifest.webmanifest";
+
+function deliverQuietly(options) {
+  return deliverAll(options).catch((error) => console.error("vote delivery failed", error));
+}
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    (async () => {
+      await precacheAssets();
+      await carryPagesOver();
+      // Take over at once: the outbox lives in IndexedDB, so no queued vote is stranded.
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    (async () => {
+      await dropOldCaches();
+      await self.clients.claim();
+      await deliverQuietly();
+    })(),
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  if (request.method !== "GET") return;
+  if (isPrecached(request.url)) {
+    event.respondWith(cacheFirst(request));
+  } else if (request.mode === "navigate" || new URL(request.url).pathname === WEBMANIFEST_PATH) {
+    event.respondWith(networkFirst(request));
+  }
+});
+
+self.addEventListener("message", (event) => {
+  const { type, url, reconnected } = event.data ?? {};
+  if (type === "flush") {
+    event.waitUntil(deliverQuietly({ reconnected: Boolean(reconnected) }));
+  } else if (type === "cache-page") {
+    event.waitUntil(cachePage(url).then((ok) => event.source?.postMessage({ type: "page-cached", ok })));
+  }
+});
+
+// Background Sync (Chromium): a rejected promise asks the browser to fire the event again later,
+// which it should while a vote still waits for a network.
+self.addEventListener("sync", (event) => {
+  if (event.tag !== SYNC_TAG) return;
+  event.waitUntil(
+    (async () => {
+      await deliverQuietly();
+      const waiting = await allUnconfirmed();
+      if (!event.lastChance && waiting.some((v) => v.lastError === NETWORK_ERROR)) {
+        throw new Error("votes still waiting for the network");
+      }
+    })(),
+  );
+});
+
+// The worker's start is a trigger too: it also puts back votes a crash left in `sending`.
+deliverQuietly();
