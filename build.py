@@ -14,6 +14,7 @@ import argparse
 import base64
 import gzip
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -229,7 +230,7 @@ def icon(size: int) -> bytes:
     background = bytes.fromhex(THEME_COLOR[1:])
     white = b"\xff\xff\xff"
     points = [(0.30, 0.52), (0.44, 0.66), (0.71, 0.36)]
-    segments = list(zip(points, points[1:], strict=False))
+    segments = list(itertools.pairwise(points))
     half_width = 0.05
 
     def on_tick(x: float, y: float) -> bool:
@@ -372,9 +373,7 @@ def build(
     files[HEADERS_FILE] = render_headers().encode()
 
     if critical > budget:
-        raise BuildError(
-            f"critical path (HTML, CSS and JS, gzip) is {critical} B, over the budget of {budget} B"
-        )
+        raise BuildError(f"critical path (HTML, CSS and JS, gzip) is {critical} B, over the budget of {budget} B")
 
     _prepare_out_dir(out_dir)
     report = Report(out_dir, critical_path_bytes=critical)

@@ -1,3 +1,32 @@
-"""The voter's pages. Placeholder until the page lands."""
+"""The voter's pages, rendered on the server, plus the built assets they link."""
 
-page_handlers: list = []
+from __future__ import annotations
+
+import re
+
+from litestar import MediaType, Response, get
+from litestar.response import Template
+
+from app.assets import AssetsNotBuilt, asset_handlers, load_assets
+from app.deps import DatabaseDep, SettingsDep
+from app.polls import load_poll
+from app.protocol import ID_PATTERN
+
+# A page is rebuilt from the database on every visit; the service worker keeps the offline copy.
+PAGE_CACHE_CONTROL = "no-cache"
+
+
+@get("/polls/{poll_id:str}", include_in_schema=False)
+async def poll_page(poll_id: str, db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
+    try:
+        assets = load_assets(settings.dist_dir)
+    except AssetsNotBuilt as error:
+        return Response(f"The page's assets are not built. {error}", status_code=503, media_type=MediaType.TEXT)
+    headers = {"cache-control": PAGE_CACHE_CONTROL, "content-security-policy": assets.content_security_policy()}
+    poll = await load_poll(db, poll_id) if re.fullmatch(ID_PATTERN, poll_id) else None
+    if poll is None:
+        return Template("not_found.html", context={"assets": assets.links}, status_code=404, headers=headers)
+    return Template("poll.html", context={"poll": poll, "assets": assets.links}, headers=headers)
+
+
+page_handlers: list = [poll_page, *asset_handlers]

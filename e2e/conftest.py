@@ -1,0 +1,175 @@
+"""Browser tests against the real service: build.py output, `python -m app`, Debian's Chromium.
+
+Use the `service` fixture for a running vote service (one per test session, fresh data) and
+pytest-playwright's `page` / `context` for a fresh browser profile per test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+LOG_TAIL_CHARS = 20_000
+
+
+@dataclass
+class Service:
+    """A running `python -m app` with its own data directory and database."""
+
+    base_url: str
+    admin_token: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def create_poll(
+        self, question: str = "Which colour?", options: tuple[str, ...] = ("Red", "Blue"), **extra: Any
+    ) -> dict:
+        response = httpx.post(
+            f"{self.base_url}/api/v1/polls",
+            json={"question": question, "options": list(options), **extra},
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def poll_url(self, poll: dict) -> str:
+        return f"{self.base_url}/polls/{poll['id']}"
+
+    def results(self, poll_id: str) -> dict:
+        response = httpx.get(f"{self.base_url}/api/v1/polls/{poll_id}/results")
+        response.raise_for_status()
+        return response.json()
+
+    def log(self, since: int = 0) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_ready(service: Service) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"the service exited with {service.process.returncode}:\n{service.log()}")
+        try:
+            if httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        # Polling another process: there is no event to await across the process boundary.
+        time.sleep(0.05)
+    raise RuntimeError(f"the service was not ready within {STARTUP_TIMEOUT_S} s:\n{service.log()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh build of the page's assets, made by build.py as `make build` would."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), "--out", str(out)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(f"build.py failed:\n{result.stdout}\n{result.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def running_service(tmp_path_factory: pytest.TempPathFactory, dist_dir: Path) -> Iterator[Service]:
+    data = tmp_path_factory.mktemp("service")
+    port = _free_port()
+    token = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "VOTE_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'votes.db'}",
+        "VOTE_DATA_DIR": str(data),
+        "VOTE_ADMIN_TOKEN": token,
+        "VOTE_DIST_DIR": str(dist_dir),
+        "VOTE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    log_path = data / "service.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    service = Service(f"http://127.0.0.1:{port}", token, log_path, process)
+    try:
+        _wait_until_ready(service)
+        yield service
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def service(request: pytest.FixtureRequest, running_service: Service) -> Service:
+    """The running vote service; a failing test's report shows what the service logged during it."""
+    request.node.service_log_start = (running_service, running_service.log_size())
+    return running_service
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    started = getattr(item, "service_log_start", None)
+    if started is not None and report.failed:
+        svc, offset = started
+        report.sections.append(("service log", svc.log(offset)[-LOG_TAIL_CHARS:]))
+    return report
+
+
+@pytest.fixture(scope="session")
+def base_url(running_service: Service) -> str:
+    """pytest-playwright's base URL (replaces pytest-base-url's fixture): the running service."""
+    return running_service.base_url
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    # Playwright cannot download its own browser here: drive Debian's Chromium.
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }

@@ -1,0 +1,57 @@
+"""The voter's page as a test drives it, through the page's contract: accessible names only."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+# Generous: the first visit installs the service worker and precaches the assets.
+WORKER_TIMEOUT_MS = 15_000
+
+
+class VoterPage:
+    def __init__(self, page: Page, poll: dict) -> None:
+        self.page = page
+        self.poll = poll
+
+    @property
+    def status(self) -> Locator:
+        return self.page.get_by_role("status")
+
+    @property
+    def question(self) -> Locator:
+        return self.page.get_by_role("radiogroup", name=self.poll["question"])
+
+    @property
+    def vote_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Vote", exact=True)
+
+    @property
+    def device_votes(self) -> Locator:
+        return self.page.get_by_role("list").filter(has=self.page.get_by_role("listitem"))
+
+    def option(self, label: str) -> Locator:
+        return self.question.get_by_role("radio", name=label, exact=True)
+
+    def vote(self, label: str) -> None:
+        self.option(label).check()
+        self.vote_button.click()
+
+    def expect_state(self, word: str) -> None:
+        expect(self.status).to_contain_text(re.compile(rf"^{word}\b"))
+
+    def wait_until_offline_ready(self) -> None:
+        """Until the worker controls the page and has stored a copy of it."""
+        self.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        self.page.wait_for_function(
+            "navigator.serviceWorker.controller?.state === 'activated'", timeout=WORKER_TIMEOUT_MS
+        )
+        expect(self.page.get_by_text("This page works offline.")).to_be_visible(timeout=WORKER_TIMEOUT_MS)
+
+
+def open_poll(page: Page, url: str, poll: dict) -> VoterPage:
+    page.goto(url)
+    voter = VoterPage(page, poll)
+    expect(voter.question).to_be_visible()
+    return voter
