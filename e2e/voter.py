@@ -10,6 +10,17 @@ from playwright.sync_api import Locator, Page, expect
 WORKER_TIMEOUT_MS = 15_000
 
 
+CONTROLLED_BY_ACTIVE_WORKER = """async () => {
+  const sw = navigator.serviceWorker;
+  await sw.ready;
+  const controller = sw.controller ?? await new Promise((resolve) =>
+    sw.addEventListener("controllerchange", () => resolve(sw.controller), { once: true }));
+  while (controller.state !== "activated") {
+    await new Promise((resolve) => controller.addEventListener("statechange", resolve, { once: true }));
+  }
+}"""
+
+
 class VoterPage:
     def __init__(self, page: Page, poll: dict) -> None:
         self.page = page
@@ -43,10 +54,8 @@ class VoterPage:
 
     def wait_until_offline_ready(self) -> None:
         """Until the worker controls the page and has stored a copy of it."""
-        self.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-        self.page.wait_for_function(
-            "navigator.serviceWorker.controller?.state === 'activated'", timeout=WORKER_TIMEOUT_MS
-        )
+        # Awaits events rather than polling: the page's CSP forbids the eval that polling uses.
+        self.page.evaluate(CONTROLLED_BY_ACTIVE_WORKER)
         expect(self.page.get_by_text("This page works offline.")).to_be_visible(timeout=WORKER_TIMEOUT_MS)
 
 

@@ -1,0 +1,60 @@
+"""The poll page after one visit: it works offline, and keeps votes until the network is back."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from voter import open_poll
+
+pytestmark = pytest.mark.e2e
+
+
+def test_offline_reload_shows_the_page_and_the_queued_vote(page: Page, service) -> None:
+    poll = service.create_poll("Which colour?", ("Red", "Blue"))
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    page.context.set_offline(True)
+    voter.vote("Blue")
+    voter.expect_state("Queued")
+
+    page.reload()
+
+    expect(voter.question).to_be_visible()
+    expect(voter.device_votes).to_contain_text("Blue — Queued")
+
+
+def test_new_tab_opened_offline_shows_the_poll(page: Page, service) -> None:
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    page.context.set_offline(True)
+
+    second = open_poll(page.context.new_page(), service.poll_url(poll), poll)
+
+    expect(second.vote_button).to_be_visible()
+
+
+def test_offline_indicator_shows_the_votes_waiting(page: Page, service) -> None:
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    page.context.set_offline(True)
+
+    voter.vote("Red")
+
+    expect(page.get_by_text("You are offline.")).to_be_visible()
+    expect(page.get_by_text("1 vote waiting to be sent.")).to_be_visible()
+
+
+def test_vote_cast_offline_is_confirmed_after_reconnect(page: Page, service) -> None:
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    page.context.set_offline(True)
+    voter.vote("Red")
+    voter.expect_state("Queued")
+
+    page.context.set_offline(False)
+
+    expect(voter.status).to_have_text("Confirmed · receipt #1")
+    assert service.results(poll["id"])["total"] == 1
