@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from app.deps import SettingsDep
 from app.security import CONTENT_SECURITY_POLICY
@@ -125,7 +126,7 @@ def file_response(request: Request, built: BuiltFile, cache_control: str, **head
 
 
 @get("/static/{name:str}", include_in_schema=False, sync_to_thread=False)
-def static_asset(request: Request, name: str, settings: SettingsDep) -> Response[bytes]:
+def static_asset(request: Request, name: FromPath[str], settings: SettingsDep) -> Response[bytes]:
     built = load_assets(settings.dist_dir).static_file(name)
     if built is None:
         raise NotFoundException()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from litestar import MediaType, Response, get
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.assets import AssetsNotBuilt, asset_handlers, load_assets
@@ -17,7 +18,7 @@ PAGE_CACHE_CONTROL = "no-cache"
 
 
 @get("/polls/{poll_id:str}", include_in_schema=False)
-async def poll_page(poll_id: str, db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
+async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
     try:
         assets = load_assets(settings.dist_dir)
     except AssetsNotBuilt as error:

@@ -1,0 +1,192 @@
+"""The poll page and the built assets, served by the app in-process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import brotli
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app import create_app
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "pages-test-admin-token-0123"
+
+
+def _build(out: Path, *args: str) -> Path:
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(out), *args], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/ as `make build` writes it."""
+    return _build(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def cdn_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/ built with its assets on a CDN origin."""
+    return _build(tmp_path_factory.mktemp("cdn-dist"), "--base-url", "https://cdn.example/")
+
+
+def _settings(tmp_path: Path, dist_dir: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}",
+        data_dir=tmp_path / "data",
+        admin_token=TOKEN,
+        dist_dir=dist_dir,
+    )
+
+
+@pytest.fixture
+async def client(tmp_path: Path, dist: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The service in-process, serving the assets in `dist`."""
+    async with AsyncTestClient(app=create_app(_settings(tmp_path, dist))) as test_client:
+        yield test_client
+
+
+async def _create_poll(client: httpx.AsyncClient) -> dict:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "Tea or coffee?", "options": ["Tea", "Coffee"]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _static_url(client: httpx.AsyncClient, pattern: str) -> str:
+    page = (await client.get(f"/polls/{(await _create_poll(client))['id']}")).text
+    match = re.search(pattern, page)
+    assert match, page
+    return match.group(1)
+
+
+async def test_poll_page_shows_the_question_as_legend_and_a_radio_per_option(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    page = (await client.get(f"/polls/{poll['id']}")).text
+
+    assert '<legend id="question">Tea or coffee?</legend>' in page
+    assert len(re.findall(r'<input type="radio"[^>]*name="option"', page)) == 2
+    assert '<button type="submit">Vote</button>' in page
+
+
+async def test_poll_page_is_revalidated_on_every_visit(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    response = await client.get(f"/polls/{poll['id']}")
+
+    assert response.headers["cache-control"] == "no-cache"
+
+
+async def test_poll_page_escapes_the_question(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "<script>alert(1)</script>", "options": ["A", "B"]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+    page = (await client.get(f"/polls/{response.json()['id']}")).text
+
+    assert "<script>alert(1)</script>" not in page
+
+
+async def test_poll_page_links_scripts_with_subresource_integrity(client: httpx.AsyncClient, dist: Path) -> None:
+    script = await _static_url(client, r'<script type="module" src="(/static/page\.[0-9a-f]+\.js)"')
+    page = (await client.get(f"/polls/{(await _create_poll(client))['id']}")).text
+    digest = base64.b64encode(hashlib.sha384((dist / script.lstrip("/")).read_bytes()).digest()).decode()
+
+    assert f'integrity="sha384-{digest}"' in page
+
+
+async def test_unknown_poll_page_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.get("/polls/no-such-poll")
+
+    assert response.status_code == 404
+    assert "Poll not found" in response.text
+
+
+async def test_hashed_asset_is_cached_for_a_year(client: httpx.AsyncClient) -> None:
+    url = await _static_url(client, r'href="(/static/style\.[0-9a-f]+\.css)"')
+
+    response = await client.get(url)
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["content-type"].startswith("text/css")
+
+
+async def test_hashed_asset_is_served_precompressed_with_brotli(client: httpx.AsyncClient, dist: Path) -> None:
+    url = await _static_url(client, r'src="(/static/page\.[0-9a-f]+\.js)"')
+
+    # A raw stream: httpx would otherwise decode the body and hide what was sent.
+    async with client.stream("GET", url, headers={"accept-encoding": "br"}) as response:
+        sent = b"".join([chunk async for chunk in response.aiter_raw()])
+
+    assert response.headers["content-encoding"] == "br"
+    assert brotli.decompress(sent) == (dist / url.lstrip("/")).read_bytes()
+
+
+async def test_static_path_outside_the_manifest_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.get("/static/asset-manifest.json")
+
+    assert response.status_code == 404
+
+
+async def test_service_worker_is_served_at_the_root_and_revalidated(client: httpx.AsyncClient) -> None:
+    response = await client.get("/sw.js")
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["content-type"].startswith("text/javascript")
+
+
+async def test_service_worker_unchanged_answers_not_modified(client: httpx.AsyncClient) -> None:
+    etag = (await client.get("/sw.js")).headers["etag"]
+
+    response = await client.get("/sw.js", headers={"if-none-match": etag})
+
+    assert response.status_code == 304
+
+
+async def test_web_app_manifest_is_served_with_its_media_type(client: httpx.AsyncClient) -> None:
+    response = await client.get("/manifest.webmanifest")
+
+    assert response.headers["content-type"].startswith("application/manifest+json")
+    assert response.json()["display"] == "standalone"
+
+
+async def test_cdn_build_lets_the_page_load_assets_from_the_cdn(tmp_path: Path, cdn_dist: Path) -> None:
+    async with AsyncTestClient(app=create_app(_settings(tmp_path, cdn_dist))) as cdn_client:
+        poll = await _create_poll(cdn_client)
+        response = await cdn_client.get(f"/polls/{poll['id']}")
+
+    assert 'src="https://cdn.example/static/page.' in response.text
+    assert "script-src 'self' https://cdn.example;" in response.headers["content-security-policy"]
+
+
+async def test_cdn_build_keeps_votes_on_the_service(tmp_path: Path, cdn_dist: Path) -> None:
+    async with AsyncTestClient(app=create_app(_settings(tmp_path, cdn_dist))) as cdn_client:
+        response = await cdn_client.get("/sw.js")
+
+    assert "connect-src 'self' https://cdn.example;" in response.headers["content-security-policy"]
+
+
+async def test_page_without_a_build_says_how_to_build(tmp_path: Path) -> None:
+    async with AsyncTestClient(app=create_app(_settings(tmp_path, tmp_path / "missing"))) as bare_client:
+        poll = await _create_poll(bare_client)
+        response = await bare_client.get(f"/polls/{poll['id']}")
+
+    assert response.status_code == 503
+    assert "build.py" in response.text
