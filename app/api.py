@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.openapi.spec import Example
+from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from app import problems
-from app.db import Database
+from app.deps import DatabaseDep, ReceiptKeysDep, SettingsDep, VoteServiceDep
 from app.idempotency import idempotency_key_from
-from app.keys import KeyRing, PublicKeyInfo
+from app.keys import PublicKeyInfo
 from app.polls import DuplicateOption, Option, Poll, PollSpec, create_poll, load_poll
 from app.protocol import ID_PATTERN, Receipt, Vote
-from app.results import Results, load_results
+from app.results import load_results
 from app.settings import Settings
-from app.votes import VoteService
 
 MAX_VOTE_BODY_BYTES = 4 * 1024
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
-PollId = Parameter(pattern=ID_PATTERN, description="A poll id, [A-Za-z0-9_-]{1,64}.")
+PollId = Annotated[str, Parameter(pattern=ID_PATTERN, description="A poll id, [A-Za-z0-9_-]{1,64}.")]
 
 
 class PollCreated(msgspec.Struct):
@@ -55,7 +54,9 @@ def _problem_specs(*kinds: type[problems.Problem]) -> dict[int, ResponseSpec]:
             media_type=problems.PROBLEM_MEDIA_TYPE,
             description="; ".join(f"`{problems.TYPE_PREFIX}{k.slug}`: {k.title}" for k in group),
             examples=[
-                Example(summary=k.slug, value={"type": problems.TYPE_PREFIX + k.slug, "title": k.title, "status": status})
+                Example(
+                    summary=k.slug, value={"type": problems.TYPE_PREFIX + k.slug, "title": k.title, "status": status}
+                )
                 for k in group
             ],
         )
@@ -82,7 +83,7 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 class PollController(Controller):
     path = "/api/v1/polls"
-    tags = ["polls"]
+    tags = ("polls",)
 
     @post(
         "/",
@@ -93,16 +94,20 @@ class PollController(Controller):
         responses=_problem_specs(problems.InvalidRequest, problems.Unauthorized),
         security=[{"bearer": []}],
     )
-    async def create(self, data: PollSpec, db: Database, settings: Settings) -> PollCreated:
+    async def create(self, data: JSONBody[PollSpec], db: DatabaseDep, settings: SettingsDep) -> PollCreated:
         try:
             poll = await create_poll(db, data)
         except DuplicateOption as error:
             raise problems.InvalidRequest(str(error)) from None
         return poll_created(poll, settings)
 
-    @get("/{poll_id:str}", operation_id="getPoll", summary="A poll and its options",
-         responses=_problem_specs(problems.InvalidRequest, problems.PollNotFound))
-    async def show(self, db: Database, poll_id: str = PollId) -> Poll:
+    @get(
+        "/{poll_id:str}",
+        operation_id="getPoll",
+        summary="A poll and its options",
+        responses=_problem_specs(problems.InvalidRequest, problems.PollNotFound),
+    )
+    async def show(self, db: DatabaseDep, poll_id: PollId) -> Poll:
         poll = await load_poll(db, poll_id)
         if poll is None:
             raise problems.PollNotFound(f"There is no poll {poll_id!r}.")
@@ -143,10 +148,12 @@ class PollController(Controller):
     async def cast_vote(
         self,
         request: Request[Any, Any, Any],
-        data: Vote,
-        votes: VoteService,
-        poll_id: str = PollId,
-        idempotency_key: str = Parameter(header="Idempotency-Key", description='The vote\'s key, e.g. "…"'),
+        data: JSONBody[Vote],
+        votes: VoteServiceDep,
+        poll_id: PollId,
+        idempotency_key: Annotated[
+            str, HeaderParameter(name="Idempotency-Key", description="The vote's idempotency_key, quoted or bare.")
+        ],
     ) -> Response[bytes]:
         if request.state.idempotency_key != data.idempotency_key:
             raise problems.IdempotencyKeyMismatch("The Idempotency-Key header must equal idempotency_key.")
@@ -163,7 +170,7 @@ class PollController(Controller):
         summary="Counts per option; cacheable, with an ETag",
         responses=_problem_specs(problems.InvalidRequest, problems.PollNotFound),
     )
-    async def results(self, request: Request[Any, Any, Any], db: Database, poll_id: str = PollId) -> Response[Any]:
+    async def results(self, request: Request[Any, Any, Any], db: DatabaseDep, poll_id: PollId) -> Response[Any]:
         results = await load_results(db, poll_id)
         if results is None:
             raise problems.PollNotFound(f"There is no poll {poll_id!r}.")
@@ -191,7 +198,7 @@ def poll_created(poll: Poll, settings: Settings) -> PollCreated:
 
 
 @get("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
-async def list_keys(receipt_keys: KeyRing) -> Response[KeyList]:
+async def list_keys(receipt_keys: ReceiptKeysDep) -> Response[KeyList]:
     # Keys change only on rotation; a short cache keeps a flood of new devices off the service.
     return Response(KeyList(keys=receipt_keys.public_keys()), headers={"Cache-Control": "public, max-age=300"})
 
@@ -208,7 +215,7 @@ async def healthz() -> Health:
     tags=["health"],
     responses=_problem_specs(problems.ServiceUnavailable),
 )
-async def readyz(db: Database) -> Health:
+async def readyz(db: DatabaseDep) -> Health:
     try:
         await db.ping()
     except Exception:  # any failure to reach the database means "not ready"

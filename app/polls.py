@@ -95,10 +95,7 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
         )
         await conn.execute(
             insert(options_table),
-            [
-                {"poll_id": poll.id, "id": o.id, "label": o.label, "position": i}
-                for i, o in enumerate(poll.options)
-            ],
+            [{"poll_id": poll.id, "id": o.id, "label": o.label, "position": i} for i, o in enumerate(poll.options)],
         )
     return poll
 

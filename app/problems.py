@@ -25,6 +25,9 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     detail: str | None = None
     errors: list[dict[str, Any]] | None = None
 
+    def to_builtins(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
 
 class Problem(Exception):
     """A failure the client can act on. Subclasses fix the status, the stable type and the title."""
@@ -230,7 +233,12 @@ def _body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Proble
     errors = _validation_errors(exc) if isinstance(exc, ValidationException) else None
     if kind is None or not errors or any(e.get("source") != "body" for e in errors):
         return None
-    return kind("; ".join(str(e.get("message")) for e in errors), errors=errors)
+    return kind("; ".join(_describe(e) for e in errors), errors=errors)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = error.get("key")
+    return f"{key}: {error.get('message')}" if key and key != "data" else str(error.get("message"))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -74,9 +74,7 @@ class Receipt(msgspec.Struct):
 
 
 def signing_bytes(poll_id: str, option_id: str, vote_id: str, idempotency_key: str, created_at: int) -> bytes:
-    return "\n".join(
-        (SIGNING_CONTEXT, poll_id, option_id, vote_id, idempotency_key, str(created_at))
-    ).encode()
+    return "\n".join((SIGNING_CONTEXT, poll_id, option_id, vote_id, idempotency_key, str(created_at))).encode()
 
 
 def ballot_hash(signed: bytes, signature: bytes) -> str:

@@ -63,6 +63,9 @@ class VoteService:
         task.add_done_callback(lambda _: self._in_flight.pop(vote.idempotency_key, None))
         return await asyncio.shield(task)
 
+    def in_flight(self, idempotency_key: str) -> bool:
+        return idempotency_key in self._in_flight
+
     async def _accept(self, vote: Vote, request_hash: bytes) -> Accepted:
         # A retry is answered from the stored receipt before anything else, so that a vote accepted
         # just before the poll closed still gets its receipt afterwards.
@@ -154,8 +157,9 @@ class VoteService:
 
 async def _next_seq(conn: AsyncConnection, poll_id: str) -> int:
     result = await conn.execute(
-        update(polls).where(polls.c.id == poll_id).values(vote_count=polls.c.vote_count + 1).returning(
-            polls.c.vote_count
-        )
+        update(polls)
+        .where(polls.c.id == poll_id)
+        .values(vote_count=polls.c.vote_count + 1)
+        .returning(polls.c.vote_count)
     )
     return result.scalar_one()

@@ -38,7 +38,11 @@ def build() -> dict[str, object]:
     receipt = issue_receipt(key, vote, seq=42, accepted_at=1764000000456)
     return {
         "voter": {"seed": b64encode(VOTER_SEED), "public_key": vote.public_key},
-        "server": {"seed": b64encode(SERVER_SEED), "public_key": b64encode(bytes(server.verify_key)), "kid": key.kid},
+        "server": {
+            "seed": b64encode(SERVER_SEED),
+            "public_key": b64encode(bytes(server.verify_key)),
+            "kid": key.kid,
+        },
         "vote": {**fields, "public_key": vote.public_key, "signature": vote.signature},
         "signing_bytes": signed_bytes.decode(),
         "ballot_hash": vote.ballot_hash(),

@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("receipt", sa.LargeBinary, nullable=False),
         sa.PrimaryKeyConstraint("idempotency_key", name="pk_votes"),
-        sa.ForeignKeyConstraint(
-            ["poll_id", "option_id"], ["options.poll_id", "options.id"], name="fk_votes_poll_id"
-        ),
+        sa.ForeignKeyConstraint(["poll_id", "option_id"], ["options.poll_id", "options.id"], name="fk_votes_poll_id"),
         sa.UniqueConstraint("poll_id", "public_key", name="uq_votes_poll_id_public_key"),
         sa.UniqueConstraint("poll_id", "seq", name="uq_votes_poll_id_seq"),
     )

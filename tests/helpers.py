@@ -1,0 +1,86 @@
+"""Test helpers: a device that signs votes, the HTTP calls it makes, and the receipt check
+a client must pass before it calls a vote confirmed (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from nacl.signing import SigningKey, VerifyKey
+
+from app.protocol import b64decode, b64encode, signing_bytes
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+async def create_poll(client: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/polls", json=spec, headers=admin_headers())
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Voter:
+    """A device: one Ed25519 key, signing votes exactly as docs/protocol.md says."""
+
+    key: SigningKey = field(default_factory=SigningKey.generate)
+
+    @property
+    def public_key(self) -> str:
+        return b64encode(bytes(self.key.verify_key))
+
+    def vote(self, poll_id: str, option_id: str, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "vote_id": str(uuid.uuid4()),
+            "idempotency_key": str(uuid.uuid4()),
+            "poll_id": poll_id,
+            "option_id": option_id,
+            "created_at": now_ms(),
+        }
+        body.update({k: v for k, v in overrides.items() if k not in ("public_key", "signature")})
+        signed = signing_bytes(
+            body["poll_id"], body["option_id"], body["vote_id"], body["idempotency_key"], body["created_at"]
+        )
+        body["public_key"] = overrides.get("public_key", self.public_key)
+        body["signature"] = overrides.get("signature", b64encode(self.key.sign(signed).signature))
+        return body
+
+
+async def send_vote(
+    client: httpx.AsyncClient, vote: dict[str, Any], *, poll_id: str | None = None, key: str | None = None
+) -> httpx.Response:
+    """POSTs a vote the way the service worker does: quoted Structured Field key header."""
+    return await client.post(
+        f"/api/v1/polls/{poll_id or vote['poll_id']}/votes",
+        json=vote,
+        headers={"Idempotency-Key": f'"{key or vote["idempotency_key"]}"'},
+    )
+
+
+def verify_receipt(receipt: dict[str, Any], keys: list[dict[str, Any]], vote: dict[str, Any]) -> dict[str, Any]:
+    """Returns the payload; raises if the signature, the ids or the ballot hash do not match."""
+    key = next(k for k in keys if k["kid"] == receipt["kid"])
+    payload_bytes = b64decode(receipt["payload"])
+    VerifyKey(b64decode(key["public_key"])).verify(payload_bytes, b64decode(receipt["signature"]))
+    payload = json.loads(payload_bytes)
+    for name in ("poll_id", "vote_id", "idempotency_key"):
+        assert payload[name] == vote[name], name
+    signed = signing_bytes(
+        vote["poll_id"], vote["option_id"], vote["vote_id"], vote["idempotency_key"], vote["created_at"]
+    )
+    expected_hash = b64encode(hashlib.sha256(signed + b64decode(vote["signature"])).digest())
+    assert payload["ballot_hash"] == expected_hash
+    return payload
