@@ -14,10 +14,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from app import create_app
 from app.settings import Settings
 from tests.helpers import ADMIN_TOKEN, Voter, create_poll
-from tests.lifespan import lifespan
+from tests.lifespan import serve
 
 PG_URL_ENV = "VOTE_TEST_PG_URL"
 
@@ -74,12 +73,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     Requests run concurrently in the test's event loop, as they would in one uvicorn worker.
     `client.app` is the Litestar app.
     """
-    app = create_app(settings)
-    async with (
-        lifespan(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
-    ):
-        http.app = app  # type: ignore[attr-defined]
+    async with serve(settings) as http:
         yield http
 
 

@@ -1,4 +1,4 @@
-"""Runs an ASGI app's lifespan in the test's own event loop.
+"""Runs the app in the test's own event loop, lifespan included.
 
 Litestar's AsyncTestClient hands every request to a portal thread and waits for it, so requests
 never overlap; the concurrency tests need real overlap, so they use httpx.ASGITransport in this
@@ -11,6 +11,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+import httpx
+
+from app import create_app
+from app.settings import Settings
 
 
 @asynccontextmanager
@@ -31,3 +36,15 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await task
         if stopped["type"] != "lifespan.shutdown.complete":
             raise RuntimeError(f"app failed to stop: {stopped}")
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for a freshly started app; leaving the block stops the app, like a restart."""
+    app = create_app(settings)
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        http.app = app  # type: ignore[attr-defined]
+        yield http

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from app.protocol import b64decode, b64encode
 from app.schema import polls
 from tests.helpers import Voter, create_poll, now_ms, send_vote, verify_receipt
+from tests.lifespan import serve
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,6 +52,16 @@ async def test_vote_replayed_with_same_key_returns_same_receipt_bytes(client, po
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.content == first.content
     assert await total(client, poll["id"]) == 1
+
+
+async def test_vote_replayed_after_restart_returns_same_receipt_bytes(client, poll, voter, settings):
+    vote = voter.vote(poll["id"], "yes")
+    first = await send_vote(client, vote)
+    async with serve(settings) as restarted:
+        again = await send_vote(restarted, vote)
+        assert await total(restarted, poll["id"]) == 1
+    assert again.status_code == 200
+    assert again.content == first.content
 
 
 async def test_bare_idempotency_key_header_is_accepted(client, poll, voter):

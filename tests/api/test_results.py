@@ -1,0 +1,48 @@
+"""GET /api/v1/polls/{poll_id}/results: counts, ETag and CDN caching."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import Voter, send_vote
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_results_count_each_option_and_the_total(client, poll):
+    for option in ("yes", "yes", "no"):
+        assert (await send_vote(client, Voter().vote(poll["id"], option))).status_code == 201
+    body = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+    assert body["poll_id"] == poll["id"]
+    assert body["total"] == 3
+    assert body["options"] == [{"id": "yes", "label": "Yes", "votes": 2}, {"id": "no", "label": "No", "votes": 1}]
+
+
+async def test_results_carry_cdn_cache_control(client, poll):
+    response = await client.get(f"/api/v1/polls/{poll['id']}/results")
+    cache_control = response.headers["cache-control"]
+    assert "public" in cache_control
+    assert "max-age=1" in cache_control
+    assert "stale-while-revalidate" in cache_control
+
+
+async def test_results_unchanged_answer_304_to_if_none_match(client, poll):
+    first = await client.get(f"/api/v1/polls/{poll['id']}/results")
+    again = await client.get(f"/api/v1/polls/{poll['id']}/results", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+async def test_results_etag_changes_when_a_vote_arrives(client, poll):
+    first = await client.get(f"/api/v1/polls/{poll['id']}/results")
+    await send_vote(client, Voter().vote(poll["id"], "yes"))
+    again = await client.get(f"/api/v1/polls/{poll['id']}/results", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 200
+    assert again.json()["total"] == 1
+
+
+async def test_results_for_unknown_poll_is_404(client):
+    response = await client.get("/api/v1/polls/nope/results")
+    assert response.status_code == 404
+    assert response.json()["type"] == "/problems/poll-not-found"
