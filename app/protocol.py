@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Annotated
 
 import msgspec
@@ -87,9 +88,13 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str) -> bytes:
     """Strict unpadded base64url: raises ValueError on anything else."""
-    if "=" in text:
-        raise ValueError("padding is not allowed")
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("expected unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text.translate(_TO_STANDARD) + "=" * (-len(text) % 4), validate=True)
     except binascii.Error as error:
         raise ValueError(str(error)) from None
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_TO_STANDARD = str.maketrans("-_", "+/")
