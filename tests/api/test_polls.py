@@ -8,8 +8,6 @@ import pytest
 
 from tests.helpers import ADMIN_TOKEN, admin_headers, create_poll
 
-pytestmark = pytest.mark.asyncio
-
 
 async def test_create_poll_with_admin_token_returns_201_with_id_and_url(client):
     poll = await create_poll(client, question="Lunch?", options=["Pizza", "Soup"])

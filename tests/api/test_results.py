@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.helpers import Voter, send_vote
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_results_count_each_option_and_the_total(client, poll):

@@ -11,8 +11,6 @@ from app.settings import Settings
 from tests.helpers import Voter, send_vote, verify_receipt
 from tests.lifespan import serve
 
-pytestmark = pytest.mark.asyncio
-
 SECURITY_HEADERS = (
     "strict-transport-security",
     "content-security-policy",

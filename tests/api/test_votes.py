@@ -16,8 +16,6 @@ from app.schema import polls
 from tests.helpers import Voter, create_poll, now_ms, send_vote, verify_receipt
 from tests.lifespan import serve
 
-pytestmark = pytest.mark.asyncio
-
 
 async def keys(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     return (await client.get("/api/v1/keys")).json()["keys"]
