@@ -47,6 +47,8 @@ class VoteService:
         self.keys = keys
         self.clock = clock
         self._in_flight: dict[str, _Flight] = {}
+        self.on_accepted: list[Callable[[str, str], None]] = []
+        """Called with (poll_id, option_id) after each new vote is committed; must not block."""
 
     async def submit(self, vote: Vote) -> Accepted:
         """Identical concurrent requests share one attempt; a different body under a busy key is refused."""
@@ -123,6 +125,8 @@ class VoteService:
                 .values(votes=options.c.votes + 1)
             )
         # Leaving the block committed the transaction (fsynced): only now may the receipt go out.
+        for listener in self.on_accepted:
+            listener(vote.poll_id, vote.option_id)
         return Accepted(receipt=receipt, created=True)
 
     async def _replay(self, idempotency_key: str, request_hash: bytes) -> Accepted | None:
