@@ -66,6 +66,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         try:
             yield
         finally:
+            await app.state.votes.close()
             await self.db.dispose()
 
 

@@ -75,6 +75,30 @@ async def load_poll(db: Database, poll_id: str) -> Poll | None:
         )
 
 
+class PollCache:
+    """Polls read on every vote, kept briefly in memory. Polls do not change once created; the
+    time-to-live only bounds how long a deleted or edited poll could linger on a node."""
+
+    TTL_S = 30.0
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._entries: dict[str, tuple[float, Poll]] = {}
+
+    async def get(self, poll_id: str) -> Poll | None:
+        now = time.monotonic()
+        entry = self._entries.get(poll_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        poll = await load_poll(self.db, poll_id)
+        if poll is not None:  # unknown ids are not cached: they could fill the cache
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[poll_id] = (now + self.TTL_S, poll)
+        return poll
+
+
 async def create_poll(db: Database, spec: PollSpec) -> Poll:
     poll = Poll(
         id=secrets.token_urlsafe(POLL_ID_BYTES),

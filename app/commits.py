@@ -1,0 +1,254 @@
+"""Group commit: votes accepted by one worker are written in one transaction per short window.
+
+Each request still waits for its own vote's commit (fsynced) before it gets a receipt; only the
+disk flush is shared. Idempotency and the one-vote-per-device rule are decided inside the
+transaction, so a batch gives every vote exactly the answer it would have had alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import problems
+from app.db import Database
+from app.keys import KeyRing
+from app.protocol import Vote
+from app.receipts import issue_receipt
+from app.schema import options, polls, votes
+
+MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
+BATCH_WINDOW_S = 0.002  # how long a lone vote waits for company; the commit itself takes longer
+PG_DEADLOCK = "40P01"
+KEY_REUSED = "This idempotency key was already used for a different vote."
+ALREADY_VOTED = "This device's key has already cast a vote in this poll."
+
+log = logging.getLogger("app.commits")
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    receipt: bytes
+    created: bool
+    """True only for the request that caused the commit (201); every replay gets False (200)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    vote: Vote
+    request_hash: bytes
+    future: asyncio.Future[Accepted] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyRing,
+        clock: Callable[[], int],
+        *,
+        max_votes: int = MAX_BATCH_VOTES,
+        window_s: float = BATCH_WINDOW_S,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.clock = clock
+        self.max_votes = max_votes
+        self.window_s = window_s
+        self.on_accepted: list[Callable[[str, str], None]] = []
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def commit(self, vote: Vote, request_hash: bytes) -> Accepted:
+        """Returns once the vote (or the earlier vote under its key) is committed to disk."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._run(), name="group-commit")
+        pending = _Pending(vote, request_hash)
+        self._queue.put_nowait(pending)
+        return await asyncio.shield(pending.future)
+
+    async def close(self) -> None:
+        """Finishes every queued vote, then stops the writer."""
+        if self._writer is not None:
+            await self._queue.join()
+            self._writer.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _next_batch(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + self.window_s
+        while len(batch) < self.max_votes:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await self._write_batch(batch)
+        except (IntegrityError, DBAPIError) as error:
+            if not _is_race(error):
+                _fail(batch, error)
+                return
+            # Another worker or node committed a conflicting vote meanwhile: redo one by one, so
+            # that each vote sees the committed rows and gets its own answer.
+            log.info("batch of %d votes raced a concurrent commit; retrying one by one", len(batch))
+            outcomes = [await self._write_alone(pending) for pending in batch]
+        except Exception as error:  # the database is down or broken: nothing was receipted
+            _fail(batch, error)
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _write_alone(self, pending: _Pending) -> Accepted | BaseException:
+        for _ in range(2):
+            try:
+                return (await self._write_batch([pending]))[0]
+            except (IntegrityError, DBAPIError) as error:
+                if not _is_race(error):
+                    return error
+                last: BaseException = error
+            except Exception as error:
+                return error
+        return last
+
+    async def _write_batch(self, batch: Sequence[_Pending]) -> list[Accepted | problems.Problem]:
+        outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
+        fresh: list[tuple[int, _Pending]] = []
+        async with self.db.write() as conn:
+            stored = await _stored_by_key(conn, [p.vote.idempotency_key for p in batch])
+            voted = await _devices_that_voted(conn, [(p.vote.poll_id, p.vote.public_key_bytes()) for p in batch])
+            for index, pending in enumerate(batch):
+                vote = pending.vote
+                device = (vote.poll_id, vote.public_key_bytes())
+                if vote.idempotency_key in stored:
+                    request_hash, receipt = stored[vote.idempotency_key]
+                    outcomes[index] = (
+                        Accepted(receipt=receipt, created=False)
+                        if request_hash == pending.request_hash
+                        else problems.IdempotencyKeyReused(
+                            "This idempotency key was already used for a different vote."
+                        )
+                    )
+                elif device in voted:
+                    outcomes[index] = problems.AlreadyVoted(ALREADY_VOTED)
+                else:
+                    voted.add(device)
+                    fresh.append((index, pending))
+            if fresh:
+                accepted_at = self.clock()
+                seqs = await _take_seqs(conn, [p.vote.poll_id for _, p in fresh])
+                rows = []
+                for (index, pending), seq in zip(fresh, seqs, strict=True):
+                    receipt = issue_receipt(self.keys.active, pending.vote, seq, accepted_at)
+                    rows.append(_row(pending, seq, accepted_at, receipt))
+                    outcomes[index] = Accepted(receipt=receipt, created=True)
+                await conn.execute(insert(votes), rows)
+                await _count(conn, [p.vote for _, p in fresh])
+        # The block committed (fsynced) the transaction: only now may receipts go out.
+        for _, pending in fresh:
+            for listener in self.on_accepted:
+                listener(pending.vote.poll_id, pending.vote.option_id)
+        return outcomes  # type: ignore[return-value]  # every slot was filled above
+
+
+def _is_race(error: DBAPIError) -> bool:
+    return isinstance(error, IntegrityError) or getattr(error.orig, "sqlstate", None) == PG_DEADLOCK
+
+
+def _fail(batch: Sequence[_Pending], error: BaseException) -> None:
+    log.warning("a batch of %d votes was not committed: %s", len(batch), error)
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(error)
+
+
+async def _stored_by_key(conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+    rows = await conn.execute(
+        select(votes.c.idempotency_key, votes.c.request_hash, votes.c.receipt).where(votes.c.idempotency_key.in_(keys))
+    )
+    return {row.idempotency_key: (bytes(row.request_hash), bytes(row.receipt)) for row in rows}
+
+
+async def _devices_that_voted(conn: AsyncConnection, devices: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
+    rows = await conn.execute(
+        select(votes.c.poll_id, votes.c.public_key).where(tuple_(votes.c.poll_id, votes.c.public_key).in_(devices))
+    )
+    return {(row.poll_id, bytes(row.public_key)) for row in rows}
+
+
+async def _take_seqs(conn: AsyncConnection, poll_ids: list[str]) -> list[int]:
+    """Reserves consecutive positions per poll, in the order the votes came."""
+    wanted: dict[str, int] = {}
+    for poll_id in poll_ids:
+        wanted[poll_id] = wanted.get(poll_id, 0) + 1
+    next_seq: dict[str, int] = {}
+    # A fixed lock order (sorted ids) keeps concurrent batches on PostgreSQL from deadlocking.
+    for poll_id in sorted(wanted):
+        result = await conn.execute(
+            update(polls)
+            .where(polls.c.id == poll_id)
+            .values(vote_count=polls.c.vote_count + wanted[poll_id])
+            .returning(polls.c.vote_count)
+        )
+        next_seq[poll_id] = result.scalar_one() - wanted[poll_id] + 1
+    seqs = []
+    for poll_id in poll_ids:
+        seqs.append(next_seq[poll_id])
+        next_seq[poll_id] += 1
+    return seqs
+
+
+async def _count(conn: AsyncConnection, accepted: list[Vote]) -> None:
+    tally: dict[tuple[str, str], int] = {}
+    for vote in accepted:
+        tally[(vote.poll_id, vote.option_id)] = tally.get((vote.poll_id, vote.option_id), 0) + 1
+    for (poll_id, option_id), n in sorted(tally.items()):
+        await conn.execute(
+            update(options)
+            .where(options.c.poll_id == poll_id, options.c.id == option_id)
+            .values(votes=options.c.votes + n)
+        )
+
+
+def _row(pending: _Pending, seq: int, accepted_at: int, receipt: bytes) -> dict[str, object]:
+    vote = pending.vote
+    return {
+        "idempotency_key": vote.idempotency_key,
+        "poll_id": vote.poll_id,
+        "seq": seq,
+        "vote_id": vote.vote_id,
+        "option_id": vote.option_id,
+        "public_key": vote.public_key_bytes(),
+        "signature": vote.signature_bytes(),
+        "created_at": vote.created_at,
+        "accepted_at": accepted_at,
+        "request_hash": pending.request_hash,
+        "receipt": receipt,
+    }
