@@ -14,6 +14,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from app import problems
+from app.batch import MAX_BATCH_BODY_BYTES, BatchRequest, BatchResponseDoc, submit_batch
 from app.deps import DatabaseDep, ReceiptKeysDep, SettingsDep, VoteServiceDep
 from app.idempotency import idempotency_key_from
 from app.keys import PublicKeyInfo
@@ -67,7 +68,7 @@ def _problem_specs(*kinds: type[problems.Problem]) -> dict[int, ResponseSpec]:
 def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
-        raise problems.UnsupportedMediaType(f"Send the vote as application/json, not {media_type or 'nothing'}.")
+        raise problems.UnsupportedMediaType(f"Send application/json, not {media_type or 'nothing'}.")
 
 
 def require_idempotency_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -149,7 +150,7 @@ class PollController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[Vote],
-        votes: VoteServiceDep,
+        vote_service: VoteServiceDep,
         poll_id: PollId,
         idempotency_key: Annotated[
             str, HeaderParameter(name="Idempotency-Key", description="The vote's idempotency_key, quoted or bare.")
@@ -159,7 +160,7 @@ class PollController(Controller):
             raise problems.IdempotencyKeyMismatch("The Idempotency-Key header must equal idempotency_key.")
         if data.poll_id != poll_id:
             raise problems.PollMismatch(f"The vote is for poll {data.poll_id!r}, sent to poll {poll_id!r}.")
-        accepted = await votes.submit(data)
+        accepted = await vote_service.submit(data)
         return Response(
             content=accepted.receipt, status_code=201 if accepted.created else 200, media_type="application/json"
         )
@@ -178,6 +179,31 @@ class PollController(Controller):
         if results.etag in _etags(request.headers.get("if-none-match")):
             return Response(content=b"", status_code=304, headers=headers)
         return Response(content=results, headers=headers)
+
+
+@post(
+    "/api/v1/votes/batch",
+    guards=[require_json],
+    request_max_body_size=MAX_BATCH_BODY_BYTES,
+    operation_id="castVotes",
+    summary="Cast up to 100 signed votes of any polls; each answered as the single endpoint would",
+    description="200 with one result per vote, in order: its status and its receipt, or its problem. "
+    "Each vote's own idempotency_key makes it safe to retry the whole batch. See docs/protocol.md.",
+    opt={"invalid_body_problem": problems.InvalidRequest},
+    status_code=200,
+    tags=["votes"],
+    responses={
+        200: ResponseSpec(BatchResponseDoc, description="One result per vote, in order."),
+        **_problem_specs(
+            problems.MalformedJson,
+            problems.InvalidRequest,
+            problems.PayloadTooLarge,
+            problems.UnsupportedMediaType,
+        ),
+    },
+)
+async def cast_votes(data: JSONBody[BatchRequest], vote_service: VoteServiceDep) -> Response[bytes]:
+    return Response(content=await submit_batch(vote_service, data), media_type="application/json")
 
 
 def _etags(header: str | None) -> set[str]:
@@ -223,4 +249,4 @@ async def readyz(db: DatabaseDep) -> Health:
     return Health(status="ready")
 
 
-api_handlers = [PollController, list_keys, healthz, readyz]
+api_handlers = [PollController, cast_votes, list_keys, healthz, readyz]

@@ -14,4 +14,4 @@ SettingsDep = NamedDependency[Settings]
 ReceiptKeysDep = NamedDependency[KeyRing]
 """Declare as `receipt_keys: ReceiptKeysDep`."""
 VoteServiceDep = NamedDependency[VoteService]
-"""Declare as `votes: VoteServiceDep`."""
+"""Declare as `vote_service: VoteServiceDep`."""

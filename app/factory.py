@@ -48,7 +48,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
             settings=Provide(lambda: self.settings, sync_to_thread=False),
             db=Provide(lambda: self.db, sync_to_thread=False),
             receipt_keys=Provide(_receipt_keys, sync_to_thread=False),
-            votes=Provide(_votes, sync_to_thread=False),
+            vote_service=Provide(_votes, sync_to_thread=False),
         )
         app_config.lifespan.append(self.lifespan)
         return app_config

@@ -1,0 +1,72 @@
+"""The batch endpoint's logic: up to 100 votes of any polls, each answered as if sent alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+import msgspec
+from sqlalchemy.exc import DBAPIError
+
+from app import problems
+from app.protocol import Receipt, Vote
+from app.votes import VoteService
+
+MAX_BATCH_VOTES = 100
+MAX_BATCH_BODY_BYTES = 128 * 1024  # 100 votes of ~500 bytes, with room for whitespace
+
+log = logging.getLogger("app.batch")
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    votes: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_BATCH_VOTES)]
+
+
+class BatchItem(msgspec.Struct, omit_defaults=True):
+    """One vote's answer: its status, and its receipt (the same bytes as the single endpoint's) or problem."""
+
+    status: int
+    receipt: msgspec.Raw | None = None
+    problem: problems.ProblemDetails | None = None
+
+
+class BatchItemDoc(msgspec.Struct, omit_defaults=True):
+    """The OpenAPI view of BatchItem (the receipt is embedded verbatim)."""
+
+    status: int
+    receipt: Receipt | None = None
+    problem: problems.ProblemDetails | None = None
+
+
+class BatchResponseDoc(msgspec.Struct):
+    results: list[BatchItemDoc]
+
+
+class _BatchResponse(msgspec.Struct):
+    results: list[BatchItem]
+
+
+async def submit_batch(votes: VoteService, request: BatchRequest) -> bytes:
+    # Concurrently, so that the whole batch shares one group commit.
+    items = await asyncio.gather(*(_submit_one(votes, raw) for raw in request.votes))
+    return msgspec.json.encode(_BatchResponse(results=list(items)))
+
+
+async def _submit_one(votes: VoteService, raw: Any) -> BatchItem:
+    try:
+        vote = msgspec.convert(raw, Vote)
+    except msgspec.ValidationError as error:
+        return _problem_item(problems.InvalidVote(str(error)))
+    try:
+        accepted = await votes.submit(vote)
+    except problems.Problem as problem:
+        return _problem_item(problem)
+    except (DBAPIError, OSError) as error:
+        log.warning("database unavailable for a batched vote: %s", error)
+        return _problem_item(problems.ServiceUnavailable("The database is unavailable; retry this vote."))
+    return BatchItem(status=201 if accepted.created else 200, receipt=msgspec.Raw(accepted.receipt))
+
+
+def _problem_item(problem: problems.Problem) -> BatchItem:
+    return BatchItem(status=problem.status, problem=problem.details())
