@@ -12,6 +12,9 @@ from app.migrate import upgrade
 from app.polls import ensure_demo_poll
 from app.settings import Settings, SettingsError
 
+# Results streams never end by themselves: past this, a shutdown stops waiting and ends them.
+GRACEFUL_SHUTDOWN_S = 3
+
 
 async def prepare(settings: Settings) -> str:
     db = Database(settings.database_url)
@@ -38,6 +41,7 @@ def main() -> None:
         # No client addresses in the logs: a vote must not be traceable to a network address.
         access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 

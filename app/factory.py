@@ -23,10 +23,12 @@ from app.api import api_handlers
 from app.cli import register_commands
 from app.db import Database
 from app.keys import KeyRing, load_or_create
+from app.live import LiveResultsPlugin, channels_plugin
 from app.migrate import upgrade
 from app.problems import exception_handlers
 from app.security import add_security_headers
 from app.settings import Settings
+from app.stream import stream_handlers
 from app.votes import VoteService
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -81,9 +83,11 @@ def _votes(state: State) -> VoteService:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    channels = channels_plugin(settings)
     return Litestar(
-        route_handlers=[*api_handlers, *pages.page_handlers],
-        plugins=[VoteServicePlugin(settings)],
+        route_handlers=[*api_handlers, *pages.page_handlers, *stream_handlers],
+        # Order matters: the live plugin's lifespan uses the vote service and the channels.
+        plugins=[VoteServicePlugin(settings), channels, LiveResultsPlugin(settings, channels)],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],
         template_config=TemplateConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ class Settings:
     """Where build.py wrote the static assets."""
     redis_url: str | None = None
     """Redis for cross-worker live results; in-memory fan-out when unset."""
+    redis_channel_prefix: str = "vote"
+    """Prefix of the Redis pub/sub channel names, so that deployments can share one Redis."""
+    live_heartbeat_seconds: float = 15.0
+    """Idle time after which a results stream sends a comment line, so proxies keep it open."""
     log_level: str = "INFO"
     """Python logging level name."""
 
@@ -57,6 +62,10 @@ class Settings:
             port=_port(env.get("PORT", str(defaults.port))),
             dist_dir=Path(env.get("VOTE_DIST_DIR", str(defaults.dist_dir))),
             redis_url=_redis_url(env.get("VOTE_REDIS_URL")),
+            redis_channel_prefix=_channel_prefix(env.get("VOTE_REDIS_CHANNEL_PREFIX", defaults.redis_channel_prefix)),
+            live_heartbeat_seconds=_heartbeat(
+                env.get("VOTE_LIVE_HEARTBEAT_SECONDS", str(defaults.live_heartbeat_seconds))
+            ),
             log_level=_log_level(env.get("VOTE_LOG_LEVEL", defaults.log_level)),
         )
 
@@ -98,6 +107,22 @@ def _redis_url(value: str | None) -> str | None:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise SettingsError(f"VOTE_REDIS_URL: expected a redis:// URL, got {value!r}")
     return value
+
+
+def _channel_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise SettingsError(f"VOTE_REDIS_CHANNEL_PREFIX: expected 1-64 of A-Z a-z 0-9 _ . : -, got {value!r}")
+    return value
+
+
+def _heartbeat(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise SettingsError(f"VOTE_LIVE_HEARTBEAT_SECONDS: expected seconds in (0, 300], got {value!r}")
+    return seconds
 
 
 def _port(value: str) -> int:
