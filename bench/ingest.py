@@ -1,0 +1,318 @@
+"""Ingest throughput, measured in one run so that the ratios hold on a noisy machine.
+
+    python -m bench.ingest [--duration 5] [--connections 64]
+
+Starts each server as a user would (uvicorn, uvloop, httptools), drives it with Debian's `wrk`
+(one thread, so it leaves the service most of the CPU), and compares:
+
+- the stack's ceiling (`GET /noop`) and the cost of decoding + verifying a vote with no database
+  (`POST /verify`), both from bench/baseline_app.py;
+- single-vote ingest and batch ingest on the real service (embedded SQLite, every vote durable);
+- one worker against two;
+- PostgreSQL too, when VOTE_TEST_PG_URL is set.
+
+Prints a table and writes bench/results.json. Loopback only; every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+from nacl.signing import SigningKey
+
+from app.protocol import b64encode, signing_bytes
+from tests.service_process import ROOT, free_port
+
+LUA = Path(__file__).with_name("requests.lua")
+RESULTS = Path(__file__).with_name("results.json")
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+BATCH_SIZE = 100
+STARTUP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Figure:
+    name: str
+    requests_per_s: float
+    votes_per_s: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    errors: int
+
+
+def sign_votes(poll_id: str, option_ids: list[str], count: int) -> list[dict]:
+    now = time.time_ns() // 1_000_000
+    votes = []
+    for i in range(count):
+        key = SigningKey.generate()
+        vote = {
+            "vote_id": str(uuid.uuid4()),
+            "idempotency_key": str(uuid.uuid4()),
+            "poll_id": poll_id,
+            "option_id": option_ids[i % len(option_ids)],
+            "created_at": now,
+        }
+        signed = signing_bytes(vote["poll_id"], vote["option_id"], vote["vote_id"], vote["idempotency_key"], now)
+        vote["public_key"] = b64encode(bytes(key.verify_key))
+        vote["signature"] = b64encode(key.sign(signed).signature)
+        votes.append(vote)
+    return votes
+
+
+def write_requests(path: Path, lines: list[tuple[str, str, str]]) -> Path:
+    path.write_text("".join(f"{method}\t{target}\t{body}\n" for method, target, body in lines))
+    return path
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def single_vote_requests(path: Path, votes: list[dict]) -> Path:
+    return write_requests(path, [("POST", f"/api/v1/polls/{v['poll_id']}/votes", compact(v)) for v in votes])
+
+
+def batch_requests(path: Path, votes: list[dict]) -> Path:
+    batches = [votes[i : i + BATCH_SIZE] for i in range(0, len(votes), BATCH_SIZE)]
+    return write_requests(path, [("POST", "/api/v1/votes/batch", compact({"votes": b})) for b in batches])
+
+
+def run_wrk(name: str, url: str, requests_file: Path, duration: int, connections: int, votes_per_request: int) -> Figure:
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url],
+        env={**os.environ, "BENCH_REQUESTS": str(requests_file)},
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    line = lines[0]
+    data = json.loads(line.removeprefix("BENCH "))
+    seconds = data["duration_us"] / 1e6
+    accepted = data["statuses"].get("201", 0) + data["statuses"].get("200", 0)
+    return Figure(
+        name=name,
+        requests_per_s=data["requests"] / seconds,
+        votes_per_s=accepted * votes_per_request / seconds if votes_per_request else 0.0,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        statuses=data["statuses"],
+        errors=data["errors"],
+    )
+
+
+@contextmanager
+def uvicorn(app: str, workers: int, env: dict[str, str], log: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{app} did not start:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base}/healthz" if "baseline" not in app else f"{base}/noop", timeout=1).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)  # another process: nothing to await
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def service_env(work: Path, database_url: str | None) -> dict[str, str]:
+    return {
+        "VOTE_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work / 'votes.db'}",
+        "VOTE_DATA_DIR": str(work / "data"),
+        "VOTE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "VOTE_LOG_LEVEL": "WARNING",
+    }
+
+
+def create_poll(base: str) -> tuple[str, list[str]]:
+    poll = httpx.post(
+        f"{base}/api/v1/polls",
+        json={"question": "Benchmark?", "options": ["A", "B", "C"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    ).json()
+    return poll["id"], [o["id"] for o in poll["options"]]
+
+
+def total_counted(base: str, poll_id: str) -> int:
+    return httpx.get(f"{base}/api/v1/polls/{poll_id}/results", timeout=10).json()["total"]
+
+
+def verify_rate(seconds: float = 2.0) -> float:
+    """Signatures verified per second on one core, the floor under every ingest figure."""
+    vote = sign_votes("bench", ["a"], 1)[0]
+    from app.protocol import b64decode
+    from nacl.signing import VerifyKey
+
+    key, signature = b64decode(vote["public_key"]), b64decode(vote["signature"])
+    message = signing_bytes("bench", "a", vote["vote_id"], vote["idempotency_key"], vote["created_at"])
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(500):
+            VerifyKey(key).verify(message, signature)
+        count += 500
+    return count / (time.perf_counter() - start)
+
+
+def measure_service(
+    label: str, work: Path, workers: int, database_url: str | None, duration: int, connections: int, batch: bool
+) -> tuple[list[Figure], dict[str, int]]:
+    work.mkdir(parents=True)
+    figures, counted = [], {}
+    with uvicorn("app:create_app", workers, service_env(work, database_url), work / "service.log") as base:
+        poll_id, option_ids = create_poll(base)
+        votes = sign_votes(poll_id, option_ids, 12_000 * duration // 5 * workers)
+        single = run_wrk(f"single vote, {label}", base, single_vote_requests(work / "single.tsv", votes), duration,
+                         connections, 1)  # fmt: skip
+        figures.append(single)
+        counted[single.name] = total_counted(base, poll_id)
+        if batch:
+            poll_id, option_ids = create_poll(base)
+            votes = sign_votes(poll_id, option_ids, 60_000 * duration // 5)
+            batched = run_wrk(f"batch of {BATCH_SIZE}, {label}", base, batch_requests(work / "batch.tsv", votes),
+                              duration, max(4, connections // 16), BATCH_SIZE)  # fmt: skip
+            figures.append(batched)
+            counted[batched.name] = total_counted(base, poll_id)
+    return figures, counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("error: wrk is missing; `make bench` installs Debian's wrk (apt-get install wrk)")
+
+    work = Path(tempfile.mkdtemp(prefix="vote-bench-"))
+    figures: list[Figure] = []
+    counted: dict[str, int] = {}
+    print(f"signature verification on one core: measuring…", flush=True)
+    verifies = verify_rate()
+    with uvicorn("bench.baseline_app:create_app", 1, {}, work / "baseline.log") as base:
+        figures.append(run_wrk("no-op endpoint (ceiling)", base, write_requests(work / "noop.tsv", [("GET", "/noop", "")]),
+                               args.duration, args.connections, 0))  # fmt: skip
+        votes = sign_votes("bench", ["a"], 20_000)
+        figures.append(run_wrk("decode + verify only", base,
+                               write_requests(work / "verify.tsv", [("POST", "/verify", compact(v)) for v in votes]),
+                               args.duration, args.connections, 1))  # fmt: skip
+    runs = [("SQLite, 1 worker", 1, None, True), ("SQLite, 2 workers", 2, None, False)]
+    if os.environ.get("VOTE_TEST_PG_URL"):
+        runs.append(("PostgreSQL, 1 worker", 1, os.environ["VOTE_TEST_PG_URL"], True))
+    for index, (label, workers, url, batch) in enumerate(runs):
+        if url:
+            url = fresh_pg_database(url, f"vote_bench_{os.getpid()}_{index}")
+        more, more_counted = measure_service(label, work / f"run{index}", workers, url, args.duration,
+                                             args.connections, batch)  # fmt: skip
+        figures += more
+        counted |= more_counted
+    report(figures, counted, verifies, args)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def fresh_pg_database(base_url: str, name: str) -> str:
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def report(figures: list[Figure], counted: dict[str, int], verifies: float, args: argparse.Namespace) -> None:
+    by_name = {f.name: f for f in figures}
+    print()
+    print(f"{'measurement':<34}{'req/s':>10}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}  statuses")
+    for f in figures:
+        print(f"{f.name:<34}{f.requests_per_s:>10.0f}{f.votes_per_s:>10.0f}{f.p50_ms:>9.1f}{f.p99_ms:>9.1f}  "
+              f"{f.statuses}{f' errors={f.errors}' if f.errors else ''}")  # fmt: skip
+    print(f"{'signature verification, 1 core':<34}{'':>10}{verifies:>10.0f}")
+    single = by_name["single vote, SQLite, 1 worker"]
+    verify = by_name["decode + verify only"]
+    batch = by_name[f"batch of {BATCH_SIZE}, SQLite, 1 worker"]
+    two = by_name["single vote, SQLite, 2 workers"]
+    targets = [
+        ("single ingest / decode+verify", single.votes_per_s / verify.requests_per_s, 0.85, ">="),
+        ("batch ingest, votes/s", batch.votes_per_s, 8000, ">="),
+        ("single vote p99 ms at 64 connections", single.p99_ms, 50, "<"),
+        ("2 workers / 1 worker", two.votes_per_s / single.votes_per_s, 1.6, ">="),
+    ]
+    print()
+    print(f"{'target':<40}{'measured':>10}{'goal':>8}  verdict")
+    verdicts = []
+    for name, value, goal, op in targets:
+        met = value >= goal if op == ">=" else value < goal
+        verdicts.append({"target": name, "measured": round(value, 3), "goal": goal, "op": op, "met": met})
+        shortfall = "" if met else f" (by {abs(value - goal) / goal:.0%})"
+        print(f"{name:<40}{value:>10.2f}{op + str(goal):>8}  {'met' if met else 'missed' + shortfall}")
+    print()
+    for name, total in counted.items():
+        accepted = by_name[name].statuses.get("201", 0) * (BATCH_SIZE if name.startswith("batch") else 1)
+        print(f"counted by the service after '{name}': {total} (201 answers x votes each: {accepted})")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                "duration_s": args.duration,
+                "connections": args.connections,
+                "signature_verifications_per_s_one_core": round(verifies),
+                "figures": [asdict(f) for f in figures],
+                "counted": counted,
+                "targets": verdicts,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
