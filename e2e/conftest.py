@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ class Service:
     admin_token: str
     log_path: Path
     process: subprocess.Popen[bytes]
+    dist_dir: Path
 
     def create_poll(
         self, question: str = "Which colour?", options: tuple[str, ...] = ("Red", "Blue"), **extra: Any
@@ -54,6 +57,10 @@ class Service:
         response = httpx.get(f"{self.base_url}/api/v1/polls/{poll_id}/results")
         response.raise_for_status()
         return response.json()
+
+    def stop(self) -> None:
+        """Takes the service away, as a network outage would."""
+        _stop(self.process)
 
     def log(self, since: int = 0) -> str:
         with self.log_path.open("rb") as log:
@@ -107,9 +114,9 @@ def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def running_service(tmp_path_factory: pytest.TempPathFactory, dist_dir: Path) -> Iterator[Service]:
-    data = tmp_path_factory.mktemp("service")
+@contextmanager
+def run_service(data: Path, dist_dir: Path) -> Iterator[Service]:
+    """`python -m app` on a free port with a fresh database in `data`, stopped on exit."""
     port = _free_port()
     token = secrets.token_urlsafe(24)
     env = {
@@ -126,12 +133,29 @@ def running_service(tmp_path_factory: pytest.TempPathFactory, dist_dir: Path) ->
         process = subprocess.Popen(
             [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    service = Service(f"http://127.0.0.1:{port}", token, log_path, process)
+    service = Service(f"http://127.0.0.1:{port}", token, log_path, process, dist_dir)
     try:
         _wait_until_ready(service)
         yield service
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def running_service(tmp_path_factory: pytest.TempPathFactory, dist_dir: Path) -> Iterator[Service]:
+    with run_service(tmp_path_factory.mktemp("service"), dist_dir) as service:
+        yield service
+
+
+@pytest.fixture
+def private_service(request: pytest.FixtureRequest, tmp_path: Path, dist_dir: Path) -> Iterator[Service]:
+    """A service of this test's own, on a copy of dist/ that the test may change (a new release)."""
+    own_dist = tmp_path / "dist"
+    shutil.copytree(dist_dir, own_dist)
+    (tmp_path / "service").mkdir()
+    with run_service(tmp_path / "service", own_dist) as service:
+        request.node.service_log_start = (service, 0)
+        yield service
 
 
 @pytest.fixture
