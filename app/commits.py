@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -197,10 +197,18 @@ async def _stored_by_key(conn: AsyncConnection, keys: list[str]) -> dict[str, tu
 
 
 async def _devices_that_voted(conn: AsyncConnection, devices: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
-    rows = await conn.execute(
-        select(votes.c.poll_id, votes.c.public_key).where(tuple_(votes.c.poll_id, votes.c.public_key).in_(devices))
-    )
-    return {(row.poll_id, bytes(row.public_key)) for row in rows}
+    by_poll: dict[str, list[bytes]] = {}
+    for poll_id, public_key in devices:
+        by_poll.setdefault(poll_id, []).append(public_key)
+    found: set[tuple[str, bytes]] = set()
+    # One query per poll: SQLite answers `(poll_id, public_key) IN (…)` with a full index scan,
+    # but `poll_id = ? AND public_key IN (…)` with index look-ups.
+    for poll_id, public_keys in by_poll.items():
+        rows = await conn.execute(
+            select(votes.c.public_key).where(votes.c.poll_id == poll_id, votes.c.public_key.in_(public_keys))
+        )
+        found.update((poll_id, bytes(row.public_key)) for row in rows)
+    return found
 
 
 async def _take_seqs(conn: AsyncConnection, poll_ids: list[str]) -> list[int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
@@ -28,6 +30,7 @@ class Database:
             _configure_sqlite(self.engine)
         # One SQLite writer at a time anyway: queueing here is cheaper than spinning on SQLITE_BUSY.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._lock_path = _sqlite_lock_path(url) if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -37,11 +40,31 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that is committed, to disk, when the block exits without an error."""
-        async with self._write_lock or nullcontext(), self.engine.connect() as conn:
+        async with self._write_lock or nullcontext(), self._process_lock(), self.engine.connect() as conn:
             if self.is_sqlite:
                 await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def _process_lock(self) -> AsyncIterator[None]:
+        """Across worker processes sharing one SQLite file, writers queue on a file lock.
+
+        SQLite's own busy handler sleeps in growing steps (up to 100 ms) while another process
+        holds the write lock; an flock waiter wakes the moment the lock is released.
+        """
+        if self._lock_path is None:
+            yield
+            return
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -49,6 +72,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _sqlite_lock_path(url: str) -> str:
+    return f"{make_url(url).database}.write-lock"
 
 
 def _make_parent_dir(url: str) -> None:
