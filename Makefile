@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: run test unit e2e lint build bench clean browser
+.PHONY: run test unit e2e lint build bench clean browser wrk
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +20,10 @@ run: build
 	$(PY) -m app
 
 browser:
-	@sh scripts/ensure-chromium.sh
+	@sh scripts/ensure-debian-tool.sh /usr/bin/chromium chromium "the browser tests"
+
+wrk:
+	@sh scripts/ensure-debian-tool.sh /usr/bin/wrk wrk "the benchmarks"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -35,7 +38,7 @@ unit: build
 e2e: build browser
 	$(PY) -m pytest e2e
 
-bench: build
+bench: build wrk
 	$(PY) -m bench
 
 clean:

@@ -1,0 +1,23 @@
+"""`make bench`: every benchmark in turn, each printing its figures and writing its results."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = ("bench.ingest", "bench.stream")
+
+
+def main() -> None:
+    for name in BENCHMARKS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        sys.argv = [name]
+        module.main()
+
+
+if __name__ == "__main__":
+    main()

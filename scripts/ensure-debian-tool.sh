@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs a Debian package when the program it provides is missing:
+#   scripts/ensure-debian-tool.sh /usr/bin/chromium chromium "the browser tests"
+# Playwright cannot download its own browsers on these machines, so the e2e suites drive Debian's
+# Chromium; the benchmarks drive Debian's wrk.
+set -u
+PROGRAM=$1
+PACKAGE=$2
+PURPOSE=${3:-this target}
+[ -x "$PROGRAM" ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's $PACKAGE for $PURPOSE…"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PACKAGE" >/dev/null
+fi
+if [ ! -x "$PROGRAM" ]; then
+    echo "error: $PROGRAM is missing. Install Debian's $PACKAGE package (apt-get install $PACKAGE) as root; $PURPOSE needs it." >&2
+    exit 1
+fi
