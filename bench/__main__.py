@@ -12,7 +12,9 @@ def main() -> None:
     for name in BENCHMARKS:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as error:
+            if error.name != name:  # a benchmark that is there but broken must fail loudly
+                raise
             continue
         print(f"\n=== {name} ===", flush=True)
         sys.argv = [name]
