@@ -303,7 +303,10 @@ def render_headers() -> str:
 def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMPLATES) -> bytes:
     if not (templates / PAGE_TEMPLATE).is_file():
         raise BuildError(f"missing input: {_where(templates / PAGE_TEMPLATE)}")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True)
+    # The options app/pages.py:configure_templates gives the service's engine.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     try:
         html = env.get_template(PAGE_TEMPLATE).render(poll=SAMPLE_POLL, assets=assets)
     except jinja2.TemplateError as error:

@@ -6,6 +6,7 @@ import re
 
 from litestar import MediaType, Response, get
 from litestar.params import FromPath
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
 from app.assets import AssetsNotBuilt, asset_handlers, load_assets
@@ -28,6 +29,13 @@ async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsD
     if poll is None:
         return Template("not_found.html", context={"assets": assets.links}, status_code=404, headers=headers)
     return Template("poll.html", context={"poll": poll, "assets": assets.links}, headers=headers)
+
+
+def configure_templates(engine: JinjaTemplateEngine) -> None:
+    """Called by create_app(): block tags leave no blank lines, which keeps the page small.
+    build.py renders the page with the same options to measure it."""
+    engine.engine.trim_blocks = True
+    engine.engine.lstrip_blocks = True
 
 
 page_handlers: list = [poll_page, *asset_handlers]

@@ -30,15 +30,15 @@ const REASONS = {
 // Sends every vote that is due. `reconnected` makes votes that failed only for want of a
 // network due at once, since the network is back.
 export async function deliverAll({ reconnected = false } = {}) {
-  // The browser knows it is offline: an attempt would only fail and push the backoff further.
-  if (navigator.onLine === false) return;
   const run = async () => {
-    await requeueInterrupted();
+    if (await requeueInterrupted()) announceChange();
+    // The browser knows it is offline: an attempt would only fail and push the backoff further.
+    if (navigator.onLine === false) return;
     const tried = new Set();
     for (;;) {
       const now = Date.now();
       const due = (await allUnconfirmed())
-        .filter((v) => !tried.has(v.id))
+        .filter((v) => v.status === QUEUED && !tried.has(v.id))
         .filter((v) => v.nextAttemptAt <= now || (reconnected && v.lastError === NETWORK_ERROR))
         .sort((a, b) => a.createdAt - b.createdAt);
       if (due.length === 0) return;

@@ -57,11 +57,12 @@ export function confirmVote(voteId, receiptRecord) {
 
 // Call only while holding the sender lock: then no one is sending, so a vote still marked
 // `sending` was cut off by a crash or a closed browser.
+// Resolves with the number of votes put back.
 export function requeueInterrupted() {
   return transact([OUTBOX], "readwrite", async (tx) => {
     const store = tx.objectStore(OUTBOX);
-    for (const vote of await promisify(store.getAll())) {
-      if (vote.status === SENDING) await promisify(store.put({ ...vote, status: QUEUED }));
-    }
+    const interrupted = (await promisify(store.getAll())).filter((vote) => vote.status === SENDING);
+    for (const vote of interrupted) await promisify(store.put({ ...vote, status: QUEUED }));
+    return interrupted.length;
   });
 }

@@ -64,8 +64,13 @@ async function render() {
   noVotes.hidden = votes.length > 0;
   if (votes.length > 0) setText(statusLine, describe(votes[0]));
   const waiting = await allUnconfirmed();
-  setText(pending, waiting.length === 1 ? "1 vote waiting to be sent." : `${waiting.length} votes waiting to be sent.`);
+  setText(pending, waitingText(waiting.length));
   scheduleWake(waiting);
+}
+
+function waitingText(count) {
+  if (count === 0) return "No votes waiting to be sent.";
+  return count === 1 ? "1 vote waiting to be sent." : `${count} votes waiting to be sent.`;
 }
 
 // Renders one at a time; changes that arrive meanwhile fold into one more render.
