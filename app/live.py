@@ -211,25 +211,36 @@ class LiveResults:
         if results is None:
             self._close(feed)  # unknown poll: nothing to keep
             return
-        self._receive(feed, msgspec.json.encode(results))
+        snapshot = self._newer(feed, msgspec.json.encode(results))
+        if snapshot is not None:
+            # Straight to the watchers, outside the rate limit: the first vote after it is not held back.
+            feed.latest = snapshot
+            for watcher in feed.watchers:
+                watcher.offer(snapshot)
 
     async def _pump(self, feed: _Feed, subscriber: Subscriber) -> None:
         async for payload in subscriber.iter_events():
             self._receive(feed, payload)
 
     def _receive(self, feed: _Feed, payload: bytes) -> None:
-        try:
-            total = msgspec.json.decode(payload, type=_Total).total
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed results message on %s", feed.channel)
+        snapshot = self._newer(feed, payload)
+        if snapshot is None:
             return
-        if feed.latest is not None and total <= feed.latest.total:
-            return  # older or the same: another worker's snapshot can arrive late
-        feed.latest = Snapshot(total=total, data=payload)
+        feed.latest = snapshot
         if feed.fan_out is None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, feed.last_fan_out + UPDATE_INTERVAL_S - loop.time())
             feed.fan_out = loop.call_later(delay, self._fan_out, feed)
+
+    def _newer(self, feed: _Feed, payload: bytes) -> Snapshot | None:
+        try:
+            total = msgspec.json.decode(payload, type=_Total).total
+        except msgspec.DecodeError:
+            log.warning("ignored a malformed results message on %s", feed.channel)
+            return None
+        if feed.latest is not None and total <= feed.latest.total:
+            return None  # older or the same: another worker's snapshot can arrive late
+        return Snapshot(total=total, data=payload)
 
     def _fan_out(self, feed: _Feed) -> None:
         feed.fan_out = None
