@@ -22,6 +22,22 @@ UPDATED_TO_NEW_WORKER = """async (timeoutMs) => {
 }"""
 
 
+MARK_EVERY_VOTE_SENDING = """async () => {
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open("vote");
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const tx = db.transaction("outbox", "readwrite");
+  const store = tx.objectStore("outbox");
+  const votes = await new Promise((resolve) => { store.getAll().onsuccess = (e) => resolve(e.target.result); });
+  for (const vote of votes) store.put({ ...vote, status: "sending" });
+  await new Promise((resolve) => { tx.oncomplete = resolve; });
+  db.close();
+  return votes.length;
+}"""
+
+
 def release_next_worker_version(service) -> None:
     """Puts a new sw.js in the service's dist/, as the next release would ship it."""
     sw = service.dist_dir / "sw.js"
@@ -91,3 +107,32 @@ def test_page_still_works_offline_after_a_worker_update(page: Page, private_serv
 
     expect(voter.vote_button).to_be_visible()
     expect(voter.vote_button).to_have_css("min-height", "48px")
+
+
+def test_vote_cut_off_mid_send_is_confirmed_after_a_restart(
+    browser_type: BrowserType, browser_type_launch_args: dict, service, tmp_path: Path
+) -> None:
+    poll = service.create_poll()
+    profile = tmp_path / "profile"
+    first = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
+    try:
+        first.route(VOTES, lambda route: route.abort("internetdisconnected"))
+        page = first.pages[0]
+        voter = open_poll(page, service.poll_url(poll), poll)
+        voter.wait_until_offline_ready()
+        voter.vote("Red")
+        expect(voter.status).to_contain_text("Last try: network error")
+        # Leave the poll page, so nothing nudges the worker, then record the vote as a crash
+        # mid-send leaves it. (A request held open instead would stall the browser's close.)
+        page.goto(f"{service.base_url}/polls/no-such-poll")
+        assert page.evaluate(MARK_EVERY_VOTE_SENDING) == 1
+    finally:
+        first.close()
+
+    again = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
+    try:
+        voter = open_poll(again.pages[0], service.poll_url(poll), poll)
+
+        expect(voter.status).to_have_text("Confirmed · receipt #1")
+    finally:
+        again.close()
