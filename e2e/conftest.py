@@ -24,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
+CDN_ORIGIN = "https://cdn.test"
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_CHARS = 20_000
@@ -102,16 +103,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh build of the page's assets, made by build.py as `make build` would."""
-    out = tmp_path_factory.mktemp("dist")
+def build_assets(out: Path, *args: str) -> Path:
+    """Runs build.py as `make build` would, into `out`."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "build.py"), "--out", str(out)], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "build.py"), "--out", str(out), *args], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         pytest.fail(f"build.py failed:\n{result.stdout}\n{result.stderr}")
     return out
+
+
+@pytest.fixture(scope="session")
+def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh build of the page's assets."""
+    return build_assets(tmp_path_factory.mktemp("dist"))
 
 
 @contextmanager
@@ -154,6 +159,17 @@ def private_service(request: pytest.FixtureRequest, tmp_path: Path, dist_dir: Pa
     shutil.copytree(dist_dir, own_dist)
     (tmp_path / "service").mkdir()
     with run_service(tmp_path / "service", own_dist) as service:
+        request.node.service_log_start = (service, 0)
+        yield service
+
+
+@pytest.fixture
+def cdn_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
+    """A service of this test's own whose page links its assets on https://cdn.test/.
+    Nothing answers there: the test routes that origin to the service's dist/."""
+    dist = build_assets(tmp_path / "dist", "--base-url", f"{CDN_ORIGIN}/")
+    (tmp_path / "service").mkdir()
+    with run_service(tmp_path / "service", dist) as service:
         request.node.service_log_start = (service, 0)
         yield service
 

@@ -10,14 +10,19 @@ from playwright.sync_api import Locator, Page, expect
 WORKER_TIMEOUT_MS = 15_000
 
 
-CONTROLLED_BY_ACTIVE_WORKER = """async () => {
+CONTROLLED_BY_ACTIVE_WORKER = """async (timeoutMs) => {
   const sw = navigator.serviceWorker;
-  await sw.ready;
-  const controller = sw.controller ?? await new Promise((resolve) =>
-    sw.addEventListener("controllerchange", () => resolve(sw.controller), { once: true }));
-  while (controller.state !== "activated") {
-    await new Promise((resolve) => controller.addEventListener("statechange", resolve, { once: true }));
-  }
+  const controlled = (async () => {
+    await sw.ready;
+    const controller = sw.controller ?? await new Promise((resolve) =>
+      sw.addEventListener("controllerchange", () => resolve(sw.controller), { once: true }));
+    while (controller.state !== "activated") {
+      await new Promise((resolve) => controller.addEventListener("statechange", resolve, { once: true }));
+    }
+  })();
+  const late = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error("no active service worker controls the page")), timeoutMs));
+  await Promise.race([controlled, late]);
 }"""
 
 
@@ -55,7 +60,7 @@ class VoterPage:
     def wait_until_offline_ready(self) -> None:
         """Until the worker controls the page and has stored a copy of it."""
         # Awaits events rather than polling: the page's CSP forbids the eval that polling uses.
-        self.page.evaluate(CONTROLLED_BY_ACTIVE_WORKER)
+        self.page.evaluate(CONTROLLED_BY_ACTIVE_WORKER, WORKER_TIMEOUT_MS)
         expect(self.page.get_by_text("This page works offline.")).to_be_visible(timeout=WORKER_TIMEOUT_MS)
 
 
