@@ -92,7 +92,9 @@ def batch_requests(path: Path, votes: list[dict]) -> Path:
     return write_requests(path, [("POST", "/api/v1/votes/batch", compact({"votes": b})) for b in batches])
 
 
-def run_wrk(name: str, url: str, requests_file: Path, duration: int, connections: int, votes_per_request: int) -> Figure:
+def run_wrk(
+    name: str, url: str, requests_file: Path, duration: int, connections: int, votes_per_request: int
+) -> Figure:
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url],
         env={**os.environ, "BENCH_REQUESTS": str(requests_file)},
@@ -175,8 +177,9 @@ def total_counted(base: str, poll_id: str) -> int:
 def verify_rate(seconds: float = 2.0) -> float:
     """Signatures verified per second on one core, the floor under every ingest figure."""
     vote = sign_votes("bench", ["a"], 1)[0]
-    from app.protocol import b64decode
     from nacl.signing import VerifyKey
+
+    from app.protocol import b64decode
 
     key, signature = b64decode(vote["public_key"]), b64decode(vote["signature"])
     message = signing_bytes("bench", "a", vote["vote_id"], vote["idempotency_key"], vote["created_at"])
@@ -221,11 +224,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vote-bench-"))
     figures: list[Figure] = []
     counted: dict[str, int] = {}
-    print(f"signature verification on one core: measuring…", flush=True)
+    print("signature verification on one core: measuring…", flush=True)
     verifies = verify_rate()
     with uvicorn("bench.baseline_app:create_app", 1, {}, work / "baseline.log") as base:
-        figures.append(run_wrk("no-op endpoint (ceiling)", base, write_requests(work / "noop.tsv", [("GET", "/noop", "")]),
-                               args.duration, args.connections, 0))  # fmt: skip
+        noop = write_requests(work / "noop.tsv", [("GET", "/noop", "")])
+        figures.append(run_wrk("no-op endpoint (ceiling)", base, noop, args.duration, args.connections, 0))
         votes = sign_votes("bench", ["a"], 20_000)
         figures.append(run_wrk("decode + verify only", base,
                                write_requests(work / "verify.tsv", [("POST", "/verify", compact(v)) for v in votes]),
@@ -299,7 +302,11 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
         json.dumps(
             {
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
                 "duration_s": args.duration,
                 "connections": args.connections,
                 "signature_verifications_per_s_one_core": round(verifies),
