@@ -6,6 +6,7 @@ import { PRECACHE, VERSION } from "./manifest.js";
 export const CACHE_PREFIX = "vote-";
 export const ASSET_CACHE = `${CACHE_PREFIX}assets-${VERSION}`;
 export const PAGE_CACHE = `${CACHE_PREFIX}pages-${VERSION}`;
+export const POLL_PAGES = "/polls/"; // the pages voters need offline
 
 const precached = new Set(PRECACHE.map((url) => new URL(url, self.location.href).href));
 
@@ -85,7 +86,8 @@ export async function networkFirst(request) {
 // Keeps a copy of a page the browser loaded before this worker controlled it.
 // Resolves true when a copy is in the cache afterwards, fresh or not.
 export async function cachePage(url) {
-  if (new URL(url).origin !== self.location.origin) return false;
+  const { origin, pathname } = new URL(url);
+  if (origin !== self.location.origin || !pathname.startsWith(POLL_PAGES)) return false;
   const cache = await caches.open(PAGE_CACHE);
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
   if (response) await storePage(cache, url, response);

@@ -10,10 +10,19 @@ import {
   dropOldCaches,
   isPrecached,
   networkFirst,
+  POLL_PAGES,
   precacheAssets,
 } from "./caching.js";
 
 const WEBMANIFEST_PATH = "/manifest.webmanifest";
+
+// Poll pages and the web app manifest get offline copies; other navigations (the API's
+// documentation, say) go to the network untouched, so the cache holds only what voters use.
+function isKeptPage(request) {
+  const { origin, pathname } = new URL(request.url);
+  if (origin !== self.location.origin) return false;
+  return (request.mode === "navigate" && pathname.startsWith(POLL_PAGES)) || pathname === WEBMANIFEST_PATH;
+}
 
 function deliverQuietly(options) {
   return deliverAll(options).catch((error) => console.error("vote delivery failed", error));
@@ -45,7 +54,7 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   if (isPrecached(request.url)) {
     event.respondWith(cacheFirst(request));
-  } else if (request.mode === "navigate" || new URL(request.url).pathname === WEBMANIFEST_PATH) {
+  } else if (isKeptPage(request)) {
     event.respondWith(networkFirst(request));
   }
 });
