@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from litestar import MediaType, Response, get
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -31,6 +33,21 @@ async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsD
     return Template("poll.html", context={"poll": poll, "assets": assets.links}, headers=headers)
 
 
+@get("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
+def poll_web_app_manifest(poll_id: FromPath[str], settings: SettingsDep) -> Response[bytes]:
+    """build.py's web app manifest, made to start at this poll: an installed app opens the poll."""
+    if not re.fullmatch(ID_PATTERN, poll_id):
+        raise NotFoundException()
+    built = load_assets(settings.dist_dir).named_file("webmanifest")
+    manifest = json.loads(built.path.read_bytes())
+    manifest["id"] = manifest["start_url"] = f"/polls/{poll_id}"
+    return Response(
+        json.dumps(manifest, sort_keys=True).encode(),
+        media_type=built.content_type,
+        headers={"cache-control": PAGE_CACHE_CONTROL},
+    )
+
+
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     """Called by create_app(): block tags leave no blank lines, which keeps the page small.
     build.py renders the page with the same options to measure it."""
@@ -38,4 +55,4 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.lstrip_blocks = True
 
 
-page_handlers: list = [poll_page, *asset_handlers]
+page_handlers: list = [poll_page, poll_web_app_manifest, *asset_handlers]

@@ -16,12 +16,13 @@ import {
 
 const WEBMANIFEST_PATH = "/manifest.webmanifest";
 
-// Poll pages and the web app manifest get offline copies; other navigations (the API's
+// Poll pages and the web app manifests get offline copies; other navigations (the API's
 // documentation, say) go to the network untouched, so the cache holds only what voters use.
 function isKeptPage(request) {
   const { origin, pathname } = new URL(request.url);
   if (origin !== self.location.origin) return false;
-  return (request.mode === "navigate" && pathname.startsWith(POLL_PAGES)) || pathname === WEBMANIFEST_PATH;
+  if (pathname === WEBMANIFEST_PATH) return true;
+  return pathname.startsWith(POLL_PAGES) && (request.mode === "navigate" || pathname.endsWith(WEBMANIFEST_PATH));
 }
 
 function deliverQuietly(options) {

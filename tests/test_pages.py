@@ -167,6 +167,16 @@ async def test_web_app_manifest_is_served_with_its_media_type(client: httpx.Asyn
     assert response.json()["display"] == "standalone"
 
 
+async def test_poll_page_links_a_web_app_manifest_that_starts_at_the_poll(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+    page = (await client.get(f"/polls/{poll['id']}")).text
+    manifest_url = re.search(r'<link rel="manifest" href="([^"]+)"', page).group(1)
+
+    manifest = (await client.get(manifest_url)).json()
+
+    assert manifest["start_url"] == f"/polls/{poll['id']}"
+
+
 async def test_cdn_build_lets_the_page_load_assets_from_the_cdn(tmp_path: Path, cdn_dist: Path) -> None:
     async with AsyncTestClient(app=create_app(_settings(tmp_path, cdn_dist))) as cdn_client:
         poll = await _create_poll(cdn_client)
