@@ -39,3 +39,31 @@ def test_poll_page_fits_a_320px_screen(page: Page, service) -> None:
     open_poll(page, service.poll_url(poll), poll)
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_poll_page_offline_with_a_queued_vote_has_no_axe_violations(
+    page: Page, service, scheme: Literal["light", "dark"]
+) -> None:
+    page.emulate_media(color_scheme=scheme)
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    page.context.set_offline(True)
+    voter.vote("Blue")
+    voter.expect_state("Queued")
+
+    assert _violations(page) == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_poll_page_with_a_failed_vote_has_no_axe_violations(
+    page: Page, service, scheme: Literal["light", "dark"]
+) -> None:
+    page.emulate_media(color_scheme=scheme)
+    poll = service.create_poll(closes_at=1_000)
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.vote("Red")
+    voter.expect_state("Failed")
+
+    assert _violations(page) == []
