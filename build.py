@@ -337,7 +337,8 @@ def build(
         raise BuildError(f"--base-url must be a path or an http(s) URL, got {base_url!r}")
 
     page_js = minify_js(bundle(source_root / PAGE_ENTRY))
-    assets = [Asset("page.js", "", page_js), Asset("style.css", "", minify_css(source_root / STYLESHEET))]
+    style_css = minify_css(source_root / STYLESHEET)
+    assets = [Asset("page.js", "", page_js), Asset("style.css", "", style_css)]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"
@@ -352,14 +353,13 @@ def build(
         {source_root / SW_MANIFEST_MODULE: render_sw_manifest(version, precache)},
     )
     sw_js = minify_js(sw_source)
-    version = content_hash(sw_js)
 
     manifest_assets = {
         a.name: {"path": a.path, "url": urls[a.name], "integrity": integrity(a.data), "content_type": a.content_type}
         for a in assets
     }
     page_html = render_sample_page(manifest_assets, source_root / "app" / "templates")
-    critical = sum(len(gzip_bytes(data)) for data in (page_html, page_js, assets[1].data))
+    critical = sum(len(gzip_bytes(data)) for data in (page_html, page_js, style_css))
 
     files = {a.path: a.data for a in assets}
     files[SW_FILE] = sw_js
