@@ -1,7 +1,11 @@
 """Browser tests against the real service: build.py output, `python -m app`, Debian's Chromium.
 
-Use the `service` fixture for a running vote service (one per test session, fresh data) and
-pytest-playwright's `page` / `context` for a fresh browser profile per test.
+Fixtures:
+- `service`: the vote service shared by the session (fresh data; make your own polls).
+- `private_service`: a service of the test's own on a copy of dist/, to change or stop.
+- `cdn_service`: a service whose page links its assets on https://cdn.test/.
+- pytest-playwright's `page` / `context`: a fresh browser profile per test, at `base_url`.
+A failing test's report ends with what its service logged during the test.
 """
 
 from __future__ import annotations
