@@ -49,7 +49,6 @@ HASH_CHARS = 10  # 40 bits of SHA-256: ample for a handful of files per release
 BUDGET_BYTES = 14 * 1024  # the first round trip of a new TCP connection (10 segments of ~1.4 KB)
 ICON_SIZES = (192, 512)
 THEME_COLOR = "#0b57d0"
-COMPRESSIBLE = (".js", ".css", ".webmanifest", ".json", ".svg", ".html")
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -383,7 +382,9 @@ def build(
     for path, data in sorted(files.items()):
         (out_dir / path).write_bytes(data)
         gz = br = None
-        if path.endswith(COMPRESSIBLE) and path not in (MANIFEST_FILE,):
+        # Every served file gets both copies, PNGs too (they gain little): a server or CDN can
+        # then pick by Accept-Encoding alone. The manifest and _headers are not served.
+        if path not in (MANIFEST_FILE, HEADERS_FILE):
             gz, br = gzip_bytes(data), brotli_bytes(data)
             (out_dir / f"{path}.gz").write_bytes(gz)
             (out_dir / f"{path}.br").write_bytes(br)

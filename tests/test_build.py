@@ -98,6 +98,15 @@ def test_precompressed_copies_decode_to_the_asset(dist: Path) -> None:
     assert brotli.decompress(path.with_name(path.name + ".br").read_bytes()) == path.read_bytes()
 
 
+def test_every_served_file_has_brotli_and_gzip_copies(dist: Path) -> None:
+    manifest = _manifest(dist)
+    served = [e["path"] for e in manifest["assets"].values()] + [build.SW_FILE, build.WEBMANIFEST_FILE]
+
+    for path in served:
+        assert (dist / f"{path}.br").is_file()
+        assert (dist / f"{path}.gz").is_file()
+
+
 def test_service_worker_precaches_every_asset(dist: Path) -> None:
     sw = (dist / build.SW_FILE).read_text()
 
