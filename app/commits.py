@@ -75,7 +75,7 @@ class GroupCommitter:
 
     async def close(self) -> None:
         """Finishes every queued vote, then stops the writer."""
-        if self._writer is not None:
+        if self._writer is not None and not self._writer.done():
             await self._queue.join()
             self._writer.cancel()
 
@@ -173,9 +173,15 @@ class GroupCommitter:
                 await _count(conn, [p.vote for _, p in fresh])
         # The block committed (fsynced) the transaction: only now may receipts go out.
         for _, pending in fresh:
-            for listener in self.on_accepted:
-                listener(pending.vote.poll_id, pending.vote.option_id)
+            self._tell_listeners(pending.vote)
         return outcomes  # type: ignore[return-value]  # every slot was filled above
+
+    def _tell_listeners(self, vote: Vote) -> None:
+        for listener in self.on_accepted:
+            try:
+                listener(vote.poll_id, vote.option_id)
+            except Exception:  # the vote is committed: a listener's failure must not turn it into an error
+                log.exception("on_accepted listener failed")
 
 
 def _is_race(error: DBAPIError) -> bool:

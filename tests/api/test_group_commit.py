@@ -74,3 +74,13 @@ async def test_two_workers_racing_on_one_device_accept_one_vote(client, poll, se
             answers = await asyncio.gather(send_vote(client, poll_votes[0]), send_vote(other_worker, poll_votes[1]))
             assert all(a.status_code in (201, 409) for a in answers)
     assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 1
+
+
+async def test_failing_listener_does_not_turn_a_committed_vote_into_an_error(client, poll):
+    def broken(poll_id: str, option_id: str) -> None:
+        raise RuntimeError("listener bug")
+
+    client.app.state.votes.on_accepted.append(broken)
+    response = await send_vote(client, Voter().vote(poll["id"], "yes"))
+    assert response.status_code == 201
+    assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 1
