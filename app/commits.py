@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import problems
 from app.db import Database
 from app.keys import KeyRing
-from app.protocol import Vote
+from app.protocol import Ballot, Vote
 from app.receipts import issue_receipt
 from app.schema import options, polls, votes
 
@@ -41,8 +41,7 @@ class Accepted:
 
 @dataclass(slots=True)
 class _Pending:
-    vote: Vote
-    request_hash: bytes
+    ballot: Ballot
     future: asyncio.Future[Accepted] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -65,11 +64,11 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
-    async def commit(self, vote: Vote, request_hash: bytes) -> Accepted:
+    async def commit(self, ballot: Ballot) -> Accepted:
         """Returns once the vote (or the earlier vote under its key) is committed to disk."""
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._run(), name="group-commit")
-        pending = _Pending(vote, request_hash)
+        pending = _Pending(ballot)
         self._queue.put_nowait(pending)
         return await asyncio.shield(pending.future)
 
@@ -142,16 +141,16 @@ class GroupCommitter:
         outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
         fresh: list[tuple[int, _Pending]] = []
         async with self.db.write() as conn:
-            stored = await _stored_by_key(conn, [p.vote.idempotency_key for p in batch])
-            voted = await _devices_that_voted(conn, [(p.vote.poll_id, p.vote.public_key_bytes()) for p in batch])
+            stored = await _stored_by_key(conn, [p.ballot.vote.idempotency_key for p in batch])
+            voted = await _devices_that_voted(conn, [(p.ballot.vote.poll_id, p.ballot.public_key) for p in batch])
             for index, pending in enumerate(batch):
-                vote = pending.vote
-                device = (vote.poll_id, vote.public_key_bytes())
+                vote = pending.ballot.vote
+                device = (vote.poll_id, pending.ballot.public_key)
                 if vote.idempotency_key in stored:
                     request_hash, receipt = stored[vote.idempotency_key]
                     outcomes[index] = (
                         Accepted(receipt=receipt, created=False)
-                        if request_hash == pending.request_hash
+                        if request_hash == pending.ballot.request_hash
                         else problems.IdempotencyKeyReused(
                             "This idempotency key was already used for a different vote."
                         )
@@ -163,17 +162,18 @@ class GroupCommitter:
                     fresh.append((index, pending))
             if fresh:
                 accepted_at = self.clock()
-                seqs = await _take_seqs(conn, [p.vote.poll_id for _, p in fresh])
+                seqs = await _take_seqs(conn, [p.ballot.vote.poll_id for _, p in fresh])
                 rows = []
                 for (index, pending), seq in zip(fresh, seqs, strict=True):
-                    receipt = issue_receipt(self.keys.active, pending.vote, seq, accepted_at)
-                    rows.append(_row(pending, seq, accepted_at, receipt))
+                    ballot = pending.ballot
+                    receipt = issue_receipt(self.keys.active, ballot.vote, seq, accepted_at, ballot.ballot_hash)
+                    rows.append(_row(ballot, seq, accepted_at, receipt))
                     outcomes[index] = Accepted(receipt=receipt, created=True)
                 await conn.execute(insert(votes), rows)
-                await _count(conn, [p.vote for _, p in fresh])
+                await _count(conn, [p.ballot.vote for _, p in fresh])
         # The block committed (fsynced) the transaction: only now may receipts go out.
         for _, pending in fresh:
-            self._tell_listeners(pending.vote)
+            self._tell_listeners(pending.ballot.vote)
         return outcomes  # type: ignore[return-value]  # every slot was filled above
 
     def _tell_listeners(self, vote: Vote) -> None:
@@ -251,18 +251,18 @@ async def _count(conn: AsyncConnection, accepted: list[Vote]) -> None:
         )
 
 
-def _row(pending: _Pending, seq: int, accepted_at: int, receipt: bytes) -> dict[str, object]:
-    vote = pending.vote
+def _row(ballot: Ballot, seq: int, accepted_at: int, receipt: bytes) -> dict[str, object]:
+    vote = ballot.vote
     return {
         "idempotency_key": vote.idempotency_key,
         "poll_id": vote.poll_id,
         "seq": seq,
         "vote_id": vote.vote_id,
         "option_id": vote.option_id,
-        "public_key": vote.public_key_bytes(),
-        "signature": vote.signature_bytes(),
+        "public_key": ballot.public_key,
+        "signature": ballot.signature,
         "created_at": vote.created_at,
         "accepted_at": accepted_at,
-        "request_hash": pending.request_hash,
+        "request_hash": ballot.request_hash,
         "receipt": receipt,
     }

@@ -8,7 +8,7 @@ from app.keys import ReceiptKey
 from app.protocol import Receipt, ReceiptPayload, Vote, b64encode
 
 
-def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int) -> bytes:
+def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int, ballot_hash: str | None = None) -> bytes:
     """The exact response body: stored with the vote so every retry gets the same bytes."""
     payload = msgspec.json.encode(
         ReceiptPayload(
@@ -16,7 +16,7 @@ def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int) -> by
             poll_id=vote.poll_id,
             vote_id=vote.vote_id,
             idempotency_key=vote.idempotency_key,
-            ballot_hash=vote.ballot_hash(),
+            ballot_hash=ballot_hash or vote.ballot_hash(),
             seq=seq,
             accepted_at=accepted_at,
         )

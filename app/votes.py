@@ -16,7 +16,7 @@ from app.commits import KEY_REUSED, Accepted, GroupCommitter
 from app.db import Database
 from app.keys import KeyRing
 from app.polls import Poll, PollCache
-from app.protocol import Vote
+from app.protocol import Ballot, Vote
 from app.schema import votes
 
 MAX_CLOCK_AHEAD_MS = 5 * 60 * 1000  # devices' clocks drift; beyond this a vote is suspect
@@ -60,16 +60,16 @@ class VoteService:
 
     async def submit(self, vote: Vote) -> Accepted:
         """Identical concurrent requests share one attempt; a different body under a busy key is refused."""
-        request_hash = vote.request_hash()
+        ballot = Ballot.of(vote)
         flight = self._in_flight.get(vote.idempotency_key)
         if flight is not None:
-            if flight.request_hash != request_hash:
+            if flight.request_hash != ballot.request_hash:
                 raise problems.RequestInFlight(headers={"Retry-After": "1"})
             accepted = await asyncio.shield(flight.task)
             return Accepted(receipt=accepted.receipt, created=False)
         # A task of its own: a client that hangs up must not cancel a commit others wait on.
-        task = asyncio.create_task(self._accept(vote, request_hash))
-        self._in_flight[vote.idempotency_key] = _Flight(request_hash, task)
+        task = asyncio.create_task(self._accept(ballot))
+        self._in_flight[vote.idempotency_key] = _Flight(ballot.request_hash, task)
         task.add_done_callback(lambda _: self._in_flight.pop(vote.idempotency_key, None))
         return await asyncio.shield(task)
 
@@ -79,23 +79,25 @@ class VoteService:
     async def close(self) -> None:
         await self.committer.close()
 
-    async def _accept(self, vote: Vote, request_hash: bytes) -> Accepted:
+    async def _accept(self, ballot: Ballot) -> Accepted:
+        vote = ballot.vote
         try:
-            self._check(vote, await self.polls.get(vote.poll_id))
+            self._check(ballot, await self.polls.get(vote.poll_id))
         except problems.Problem:
             # A retry of a vote accepted earlier gets its receipt whatever changed since (the poll
             # may have closed while the first response was lost).
-            replay = await self._replay(vote.idempotency_key, request_hash)
+            replay = await self._replay(vote.idempotency_key, ballot.request_hash)
             if replay is not None:
                 return replay
             raise
-        return await self.committer.commit(vote, request_hash)
+        return await self.committer.commit(ballot)
 
-    def _check(self, vote: Vote, poll: Poll | None) -> None:
+    def _check(self, ballot: Ballot, poll: Poll | None) -> None:
+        vote = ballot.vote
         if poll is None:
             raise problems.PollNotFound(f"There is no poll {vote.poll_id!r}.")
         try:
-            VerifyKey(vote.public_key_bytes()).verify(vote.signing_bytes(), vote.signature_bytes())
+            VerifyKey(ballot.public_key).verify(ballot.signed, ballot.signature)
         except (BadSignatureError, ValueError):
             raise problems.InvalidSignature("The signature does not verify against public_key.") from None
         if vote.option_id not in poll.option_ids():
