@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import problems
 from app.db import Database
-from app.keys import KeyRing
+from app.keys import KeyRing, ReceiptKey
 from app.protocol import Ballot, Vote
 from app.receipts import issue_receipt
 from app.schema import options, polls, votes
@@ -138,43 +138,14 @@ class GroupCommitter:
         return last
 
     async def _write_batch(self, batch: Sequence[_Pending]) -> list[Accepted | problems.Problem]:
-        outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
-        fresh: list[tuple[int, _Pending]] = []
-        async with self.db.write() as conn:
-            stored = await _stored_by_key(conn, [p.ballot.vote.idempotency_key for p in batch])
-            voted = await _devices_that_voted(conn, [(p.ballot.vote.poll_id, p.ballot.public_key) for p in batch])
-            for index, pending in enumerate(batch):
-                vote = pending.ballot.vote
-                device = (vote.poll_id, pending.ballot.public_key)
-                if vote.idempotency_key in stored:
-                    request_hash, receipt = stored[vote.idempotency_key]
-                    outcomes[index] = (
-                        Accepted(receipt=receipt, created=False)
-                        if request_hash == pending.ballot.request_hash
-                        else problems.IdempotencyKeyReused(
-                            "This idempotency key was already used for a different vote."
-                        )
-                    )
-                elif device in voted:
-                    outcomes[index] = problems.AlreadyVoted(ALREADY_VOTED)
-                else:
-                    voted.add(device)
-                    fresh.append((index, pending))
-            if fresh:
-                accepted_at = self.clock()
-                seqs = await _take_seqs(conn, [p.ballot.vote.poll_id for _, p in fresh])
-                rows = []
-                for (index, pending), seq in zip(fresh, seqs, strict=True):
-                    ballot = pending.ballot
-                    receipt = issue_receipt(self.keys.active, ballot.vote, seq, accepted_at, ballot.ballot_hash)
-                    rows.append(_row(ballot, seq, accepted_at, receipt))
-                    outcomes[index] = Accepted(receipt=receipt, created=True)
-                await conn.execute(insert(votes), rows)
-                await _count(conn, [p.ballot.vote for _, p in fresh])
-        # The block committed (fsynced) the transaction: only now may receipts go out.
-        for _, pending in fresh:
-            self._tell_listeners(pending.ballot.vote)
-        return outcomes  # type: ignore[return-value]  # every slot was filled above
+        ballots = [pending.ballot for pending in batch]
+        outcomes, fresh = await self.db.run_write(
+            lambda conn: write_ballots(conn, ballots, self.keys.active, self.clock)
+        )
+        # run_write returned: the transaction is committed (fsynced), so receipts may go out.
+        for ballot in fresh:
+            self._tell_listeners(ballot.vote)
+        return outcomes
 
     def _tell_listeners(self, vote: Vote) -> None:
         for listener in self.on_accepted:
@@ -182,6 +153,46 @@ class GroupCommitter:
                 listener(vote.poll_id, vote.option_id)
             except Exception:  # the vote is committed: a listener's failure must not turn it into an error
                 log.exception("on_accepted listener failed")
+
+
+def write_ballots(
+    conn: Connection, batch: Sequence[Ballot], key: ReceiptKey, clock: Callable[[], int]
+) -> tuple[list[Accepted | problems.Problem], list[Ballot]]:
+    """Decides and writes a batch inside one transaction; returns each vote's outcome and the new ones.
+
+    Idempotency and the one-vote-per-device rule are checked here, against committed rows and
+    within the batch, so each vote gets exactly the answer it would have had alone.
+    """
+    outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
+    fresh: list[tuple[int, Ballot]] = []
+    stored = _stored_by_key(conn, [b.vote.idempotency_key for b in batch])
+    voted = _devices_that_voted(conn, [(b.vote.poll_id, b.public_key) for b in batch])
+    for index, ballot in enumerate(batch):
+        vote = ballot.vote
+        device = (vote.poll_id, ballot.public_key)
+        if vote.idempotency_key in stored:
+            request_hash, receipt = stored[vote.idempotency_key]
+            outcomes[index] = (
+                Accepted(receipt=receipt, created=False)
+                if request_hash == ballot.request_hash
+                else problems.IdempotencyKeyReused(KEY_REUSED)
+            )
+        elif device in voted:
+            outcomes[index] = problems.AlreadyVoted(ALREADY_VOTED)
+        else:
+            voted.add(device)
+            fresh.append((index, ballot))
+    if fresh:
+        accepted_at = clock()
+        seqs = _take_seqs(conn, [b.vote.poll_id for _, b in fresh])
+        rows = []
+        for (index, ballot), seq in zip(fresh, seqs, strict=True):
+            receipt = issue_receipt(key, ballot.vote, seq, accepted_at, ballot.ballot_hash)
+            rows.append(_row(ballot, seq, accepted_at, receipt))
+            outcomes[index] = Accepted(receipt=receipt, created=True)
+        conn.execute(insert(votes), rows)
+        _count(conn, [b.vote for _, b in fresh])
+    return outcomes, [b for _, b in fresh]  # type: ignore[return-value]  # every slot was filled
 
 
 def _is_race(error: DBAPIError) -> bool:
@@ -195,14 +206,14 @@ def _fail(batch: Sequence[_Pending], error: BaseException) -> None:
             pending.future.set_exception(error)
 
 
-async def _stored_by_key(conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
-    rows = await conn.execute(
+def _stored_by_key(conn: Connection, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
+    rows = conn.execute(
         select(votes.c.idempotency_key, votes.c.request_hash, votes.c.receipt).where(votes.c.idempotency_key.in_(keys))
     )
     return {row.idempotency_key: (bytes(row.request_hash), bytes(row.receipt)) for row in rows}
 
 
-async def _devices_that_voted(conn: AsyncConnection, devices: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
+def _devices_that_voted(conn: Connection, devices: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
     by_poll: dict[str, list[bytes]] = {}
     for poll_id, public_key in devices:
         by_poll.setdefault(poll_id, []).append(public_key)
@@ -210,14 +221,14 @@ async def _devices_that_voted(conn: AsyncConnection, devices: list[tuple[str, by
     # One query per poll: SQLite answers `(poll_id, public_key) IN (…)` with a full index scan,
     # but `poll_id = ? AND public_key IN (…)` with index look-ups.
     for poll_id, public_keys in by_poll.items():
-        rows = await conn.execute(
+        rows = conn.execute(
             select(votes.c.public_key).where(votes.c.poll_id == poll_id, votes.c.public_key.in_(public_keys))
         )
         found.update((poll_id, bytes(row.public_key)) for row in rows)
     return found
 
 
-async def _take_seqs(conn: AsyncConnection, poll_ids: list[str]) -> list[int]:
+def _take_seqs(conn: Connection, poll_ids: list[str]) -> list[int]:
     """Reserves consecutive positions per poll, in the order the votes came."""
     wanted: dict[str, int] = {}
     for poll_id in poll_ids:
@@ -225,7 +236,7 @@ async def _take_seqs(conn: AsyncConnection, poll_ids: list[str]) -> list[int]:
     next_seq: dict[str, int] = {}
     # A fixed lock order (sorted ids) keeps concurrent batches on PostgreSQL from deadlocking.
     for poll_id in sorted(wanted):
-        result = await conn.execute(
+        result = conn.execute(
             update(polls)
             .where(polls.c.id == poll_id)
             .values(vote_count=polls.c.vote_count + wanted[poll_id])
@@ -239,12 +250,12 @@ async def _take_seqs(conn: AsyncConnection, poll_ids: list[str]) -> list[int]:
     return seqs
 
 
-async def _count(conn: AsyncConnection, accepted: list[Vote]) -> None:
+def _count(conn: Connection, accepted: list[Vote]) -> None:
     tally: dict[tuple[str, str], int] = {}
     for vote in accepted:
         tally[(vote.poll_id, vote.option_id)] = tally.get((vote.poll_id, vote.option_id), 0) + 1
     for (poll_id, option_id), n in sorted(tally.items()):
-        await conn.execute(
+        conn.execute(
             update(options)
             .where(options.c.poll_id == poll_id, options.c.id == option_id)
             .values(votes=options.c.votes + n)
