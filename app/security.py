@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -32,10 +31,17 @@ SECURITY_HEADERS = {
 }
 
 
+_ENCODED = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()]
+
+
 async def add_security_headers(message: Message, scope: Scope) -> None:
+    """Adds each header the response does not set itself (pages set their own CSP for a CDN origin).
+
+    Runs on every response, votes included: raw header tuples, one pass, no header objects.
+    """
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
+    headers = list(message.get("headers", ()))
+    present = {name.lower() for name, _ in headers}
+    headers.extend(pair for pair in _ENCODED if pair[0] not in present)
+    message["headers"] = headers
