@@ -1,0 +1,104 @@
+"""The zero-loss scenarios (issue 4): real Chromium, the real worker, a real service process.
+
+Fixtures:
+- `lab`: a service of the test's own (free port, own SQLite database and keys in tmp_path),
+  started; browser profiles opened through it record a Playwright trace. After the test every
+  browser it opened is closed and the service stopped: no process is left behind. A failing
+  test leaves its traces and the service's log in test-results/<test id>/.
+
+The run ends with one line summing every scenario's `Lab.prove_zero_loss`:
+`votes cast N, counted N, duplicates 0, lost 0`; a lost or duplicated vote fails the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserType
+
+from tests.service_process import ServiceProcess
+
+from .lab import Lab, Tally
+
+LEDGER = pytest.StashKey[Tally]()
+FAILED = pytest.StashKey[bool]()
+SERVICE = pytest.StashKey[ServiceProcess]()
+LOG_TAIL_CHARS = 20_000
+
+
+def _ledger(config: pytest.Config) -> Tally:
+    if LEDGER not in config.stash:
+        config.stash[LEDGER] = Tally()
+    return config.stash[LEDGER]
+
+
+@pytest.fixture
+def lab(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    dist_dir: Path,
+    browser: Browser,
+    browser_type: BrowserType,
+    browser_type_launch_args: dict,
+    output_path: str,
+) -> Iterator[Lab]:
+    """A service of this test's own and the browser to reach it; see the module docstring."""
+    service = ServiceProcess(tmp_path / "service", env={"VOTE_DIST_DIR": str(dist_dir)})
+    request.node.stash[SERVICE] = service
+    service.start()
+    world = Lab(
+        service=service,
+        browser=browser,
+        browser_type=browser_type,
+        launch_args=browser_type_launch_args,
+        workdir=tmp_path,
+        traces=tmp_path / "traces",
+        ledger=_ledger(request.config),
+    )
+    try:
+        yield world
+    finally:
+        failed = request.node.stash.get(FAILED, False)
+        try:
+            world.close_all(keep_traces=failed)
+        finally:
+            service.stop()
+            if failed:
+                _keep_artifacts(world, Path(output_path))
+        assert service.process is not None
+        assert service.process.poll() is not None, "the service is still running"
+
+
+def _keep_artifacts(world: Lab, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(world.service.log_path, folder / "service.log")
+    if world.traces.exists():
+        for trace in world.traces.iterdir():
+            shutil.copyfile(trace, folder / trace.name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+        service = item.stash.get(SERVICE, None)
+        if service is not None and report.when == "call":
+            report.sections.append(("service log", service.log()[-LOG_TAIL_CHARS:]))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ledger = session.config.stash.get(LEDGER, None)
+    if ledger is not None and (ledger.lost or ledger.duplicates or ledger.counted != ledger.cast):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ledger = config.stash.get(LEDGER, None)
+    if ledger is not None:
+        terminalreporter.write_line(ledger.line())
