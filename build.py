@@ -64,6 +64,14 @@ SAMPLE_POLL = {
     "options": [{"id": f"o{i}", "label": label} for i, label in enumerate(("Monday", "Wednesday", "Saturday"))],
     "closes_at": None,
 }
+SAMPLE_RESULTS = {
+    "poll_id": SAMPLE_POLL["id"],
+    "total": 1234,
+    "options": [
+        {**option, "votes": votes} for option, votes in zip(SAMPLE_POLL["options"], (617, 411, 206), strict=True)
+    ],
+}
+SAMPLE_KNOWN_AT = 1_764_000_000_000  # fixed, so the same sources give the same bytes
 
 
 class BuildError(Exception):
@@ -307,7 +315,9 @@ def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMP
         loader=jinja2.FileSystemLoader(templates), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
     try:
-        html = env.get_template(PAGE_TEMPLATE).render(poll=SAMPLE_POLL, assets=assets)
+        html = env.get_template(PAGE_TEMPLATE).render(
+            poll=SAMPLE_POLL, results=SAMPLE_RESULTS, known_at=SAMPLE_KNOWN_AT, assets=assets
+        )
     except jinja2.TemplateError as error:
         raise BuildError(f"{PAGE_TEMPLATE}: {error}") from error
     return html.encode()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
+import msgspec
 from litestar import MediaType, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -15,22 +17,42 @@ from app.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.deps import DatabaseDep, SettingsDep
 from app.polls import load_poll
 from app.protocol import ID_PATTERN
+from app.results import load_results
 
 # A page is rebuilt from the database on every visit; the service worker keeps the offline copy.
 PAGE_CACHE_CONTROL = "no-cache"
 
 
-@get("/polls/{poll_id:str}", include_in_schema=False)
-async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
+async def _render(template: str, poll_id: str, db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
     try:
         assets = load_assets(settings.dist_dir)
     except AssetsNotBuilt as error:
         return Response(f"The page's assets are not built. {error}", status_code=503, media_type=MediaType.TEXT)
     headers = {"cache-control": PAGE_CACHE_CONTROL, "content-security-policy": assets.content_security_policy()}
     poll = await load_poll(db, poll_id) if re.fullmatch(ID_PATTERN, poll_id) else None
-    if poll is None:
+    results = await load_results(db, poll_id) if poll is not None else None
+    if poll is None or results is None:
         return Template("not_found.html", context={"assets": assets.links}, status_code=404, headers=headers)
-    return Template("poll.html", context={"poll": poll, "assets": assets.links}, headers=headers)
+    context = {
+        "poll": poll,
+        "results": msgspec.to_builtins(results),
+        # When these counts were current: the page shows their age once it is offline.
+        "known_at": int(time.time() * 1000),
+        "assets": assets.links,
+    }
+    return Template(template, context=context, headers=headers)
+
+
+@get("/polls/{poll_id:str}", include_in_schema=False)
+async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
+    """The voter's page: the question, the vote form, this device's votes and the live results."""
+    return await _render("poll.html", poll_id, db, settings)
+
+
+@get("/polls/{poll_id:str}/results", include_in_schema=False)
+async def results_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
+    """The live results alone, e.g. for a projector or an organiser's screen."""
+    return await _render("results.html", poll_id, db, settings)
 
 
 @get("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
@@ -55,4 +77,4 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.lstrip_blocks = True
 
 
-page_handlers: list = [poll_page, poll_web_app_manifest, *asset_handlers]
+page_handlers: list = [poll_page, results_page, poll_web_app_manifest, *asset_handlers]

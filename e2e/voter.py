@@ -69,3 +69,36 @@ def open_poll(page: Page, url: str, poll: dict) -> VoterPage:
     voter = VoterPage(page, poll)
     expect(voter.question).to_be_visible()
     return voter
+
+
+class ResultsView:
+    """The live results, on the poll page or on the results page, read as a screen reader would."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.region = page.get_by_role("region", name="Results")
+
+    def row(self, label: str) -> Locator:
+        return self.region.get_by_role("row").filter(has=self.page.get_by_role("rowheader", name=label, exact=True))
+
+    def votes(self, label: str) -> Locator:
+        return self.row(label).get_by_role("cell").first
+
+    def share(self, label: str) -> Locator:
+        return self.row(label).get_by_role("cell").nth(1)
+
+    @property
+    def total(self) -> Locator:
+        return self.region.get_by_text(re.compile(r"^\d+ votes? in total\.$"))
+
+    @property
+    def freshness(self) -> Locator:
+        return self.region.get_by_text(re.compile(r"^(Live|Offline)\b"))
+
+
+def open_results(page: Page, url: str) -> ResultsView:
+    """The results page of a poll (`{poll page}/results`), once its first counts are shown."""
+    page.goto(url)
+    results = ResultsView(page)
+    expect(results.total).to_be_visible()
+    return results

@@ -2,11 +2,12 @@
 // The page and the service worker share this one database.
 
 export const DB_NAME = "vote";
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 export const OUTBOX = "outbox"; // votes not yet confirmed, keyed by vote id
 export const RECEIPTS = "receipts"; // verified receipts, keyed by vote id
 export const DEVICE_KEYS = "deviceKeys"; // one non-extractable Ed25519 key pair per poll
 export const SERVER_KEYS = "serverKeys"; // receipt-signing public keys, keyed by kid
+export const LAST_RESULTS = "lastResults"; // the newest results seen per poll, for offline viewing
 
 let opening = null;
 
@@ -18,6 +19,9 @@ function upgrade(db, oldVersion) {
     db.createObjectStore(RECEIPTS, { keyPath: "voteId" }).createIndex("pollId", "pollId");
     db.createObjectStore(DEVICE_KEYS, { keyPath: "pollId" });
     db.createObjectStore(SERVER_KEYS, { keyPath: "kid" });
+  }
+  if (oldVersion < 2) {
+    db.createObjectStore(LAST_RESULTS, { keyPath: "pollId" });
   }
 }
 

@@ -1,4 +1,5 @@
-// The poll page: casts a vote into the outbox at once, then shows where each vote stands.
+// The poll page: casts a vote into the outbox at once, then shows where each vote stands, and
+// the live results. The results page (no form) runs only the results and the worker's start.
 // Delivery belongs to the service worker; the page only nudges it.
 
 import { SYNC_TAG, deliverAll } from "./delivery.js";
@@ -6,12 +7,13 @@ import { deviceKeyFor } from "./device-key.js";
 import { announceChange, onChange } from "./notify.js";
 import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
+import { startResults } from "./results.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
 
 const form = document.getElementById("vote-form");
-const pollId = form.dataset.pollId;
+const pollId = form?.dataset.pollId;
 const statusLine = document.getElementById("status");
 const notice = document.getElementById("notice");
 const voteList = document.getElementById("votes");
@@ -147,7 +149,7 @@ async function castVote(optionId) {
 }
 
 let casting = false;
-form.addEventListener("submit", (event) => {
+function onSubmit(event) {
   event.preventDefault();
   const choice = form.querySelector('input[name="option"]:checked');
   if (!choice) {
@@ -161,16 +163,16 @@ form.addEventListener("submit", (event) => {
     .finally(() => {
       casting = false;
     });
-});
+}
 
 function showConnection() {
-  connection.hidden = navigator.onLine;
+  if (connection) connection.hidden = navigator.onLine;
 }
 
 async function startWorker() {
   if (!("serviceWorker" in navigator)) return;
   navigator.serviceWorker.addEventListener("message", (event) => {
-    if (event.data?.type === "page-cached") offlineReady.hidden = !event.data.ok;
+    if (event.data?.type === "page-cached" && offlineReady) offlineReady.hidden = !event.data.ok;
   });
   await navigator.serviceWorker.register("/sw.js");
   const registration = await navigator.serviceWorker.ready;
@@ -179,13 +181,18 @@ async function startWorker() {
 
 window.addEventListener("online", () => {
   showConnection();
-  nudge(true);
+  if (form) nudge(true);
 });
 window.addEventListener("offline", showConnection);
-onChange(scheduleRender);
 showConnection();
-scheduleRender();
+if (form) {
+  form.addEventListener("submit", onSubmit);
+  onChange(scheduleRender);
+  scheduleRender();
+}
+const resultsSection = document.getElementById("results");
+if (resultsSection) startResults(resultsSection);
 startWorker().catch(() => {
   // No worker (private mode, old browser): the page still queues and sends by itself.
 });
-nudge();
+if (form) nudge();

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from app import create_app
 from app.settings import Settings
+from tests.helpers import Voter, send_vote
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "pages-test-admin-token-0123"
@@ -200,3 +203,47 @@ async def test_page_without_a_build_says_how_to_build(tmp_path: Path) -> None:
 
     assert response.status_code == 503
     assert "build.py" in response.text
+
+
+async def test_results_page_shows_each_option_with_its_count_and_share_as_text(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+    tea = poll["options"][0]["id"]
+    for _ in range(3):
+        assert (await send_vote(client, Voter().vote(poll["id"], tea))).status_code == 201
+
+    page = (await client.get(f"/polls/{poll['id']}/results")).text
+
+    row = re.search(r'<tr data-option-id="' + tea + r'">(.*?)</tr>', page, re.S)
+    assert row, page
+    assert re.search(r">Tea</span>.*<td data-votes>3</td>\s*<td data-share>100%</td>", row.group(1), re.S)
+    assert "3 votes in total." in page
+
+
+async def test_poll_page_shows_the_results_too(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    page = (await client.get(f"/polls/{poll['id']}")).text
+
+    assert '<h2 id="results-title">Results</h2>' in page
+    assert "0 votes in total." in page
+
+
+async def test_results_page_of_an_unknown_poll_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.get("/polls/no-such-poll/results")
+
+    assert response.status_code == 404
+
+
+async def test_results_page_embeds_its_counts_safely_in_an_attribute(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "Quotes?", "options": ['It\'s "odd" <b>', "B"]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    poll = response.json()
+
+    page = (await client.get(f"/polls/{poll['id']}/results")).text
+
+    embedded = re.search(r"data-results='([^']*)'", page)
+    assert embedded, page
+    assert json.loads(html.unescape(embedded.group(1)))["options"][0]["label"] == 'It\'s "odd" <b>'
