@@ -155,6 +155,7 @@ class PollController(Controller):
         data: JSONBody[Vote],
         vote_service: VoteServiceDep,
         poll_id: PollId,
+        # Declared so that OpenAPI documents the header; parsed (Structured Field) in before_request.
         idempotency_key: Annotated[
             str, HeaderParameter(name="Idempotency-Key", description="The vote's idempotency_key, quoted or bare.")
         ],
