@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("bench.ingest", "bench.stream")
+BENCHMARKS = ("bench.ingest", "bench.stream", "bench.offline_drain")
 
 
 def main() -> None:

@@ -47,6 +47,34 @@ export function updateVote(id, changes) {
   });
 }
 
+// Marks votes as being sent, in one transaction (a batch of up to 100).
+export function markSending(ids) {
+  return transact([OUTBOX], "readwrite", async (tx) => {
+    const store = tx.objectStore(OUTBOX);
+    for (const id of ids) {
+      const vote = await promisify(store.get(id));
+      if (vote) await promisify(store.put({ ...vote, status: SENDING }));
+    }
+  });
+}
+
+// Records the outcomes of a batch in one transaction. Each entry is `{ id, receipt }` (the vote
+// moves to the receipts) or `{ id, changes }` (merged into the stored vote).
+export function settleVotes(entries) {
+  return transact([OUTBOX, RECEIPTS], "readwrite", async (tx) => {
+    const outbox = tx.objectStore(OUTBOX);
+    for (const { id, receipt, changes } of entries) {
+      if (receipt) {
+        await promisify(tx.objectStore(RECEIPTS).put(receipt));
+        await promisify(outbox.delete(id));
+        continue;
+      }
+      const vote = await promisify(outbox.get(id));
+      if (vote) await promisify(outbox.put({ ...vote, ...changes }));
+    }
+  });
+}
+
 // Moves a vote from the outbox to the receipts in one transaction: it is never in neither.
 export function confirmVote(voteId, receiptRecord) {
   return transact([OUTBOX, RECEIPTS], "readwrite", async (tx) => {
