@@ -27,7 +27,7 @@ from app.live import LiveResultsPlugin, channels_plugin
 from app.migrate import upgrade
 from app.problems import exception_handlers
 from app.security import add_security_headers
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 from app.stream import stream_handlers
 from app.votes import VoteService
 
@@ -81,7 +81,12 @@ def _votes(state: State) -> VoteService:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env()
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as error:
+            # uvicorn and the litestar CLI call this too: one clear line, not a traceback.
+            raise SystemExit(f"error: {error}") from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     channels = channels_plugin(settings)
     return Litestar(

@@ -70,3 +70,16 @@ def test_every_setting_is_in_the_readme():
     read_from_env = set(re.findall(r'"((?:VOTE_[A-Z_]+)|PORT)"', source))
     assert len(read_from_env) == len(fields(Settings))
     assert read_from_env <= documented, read_from_env - documented
+
+
+def test_bad_setting_stops_uvicorn_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--port", "1"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "VOTE_ADMIN_TOKEN": "short", "VOTE_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: VOTE_ADMIN_TOKEN: must be at least 16 characters"
