@@ -26,8 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,13 +33,13 @@ import httpx
 from nacl.signing import SigningKey
 
 from app.protocol import b64encode, signing_bytes
-from tests.service_process import ROOT, free_port
+from bench.servers import uvicorn
+from tests.service_process import ROOT
 
 LUA = Path(__file__).with_name("requests.lua")
 RESULTS = Path(__file__).with_name("results.json")
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 BATCH_SIZE = 100
-STARTUP_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -121,36 +119,6 @@ def run_wrk(
     )
 
 
-@contextmanager
-def uvicorn(app: str, workers: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{app} did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz" if "baseline" not in app else f"{base}/noop", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)  # another process: nothing to await
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def service_env(work: Path, database_url: str | None) -> dict[str, str]:
     return {
         "VOTE_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work / 'votes.db'}",
@@ -196,7 +164,10 @@ def measure_service(
 ) -> tuple[list[Figure], dict[str, int]]:
     work.mkdir(parents=True)
     figures, counted = [], {}
-    with uvicorn("app:create_app", workers, service_env(work, database_url), work / "service.log") as base:
+    with uvicorn(
+        "app:create_app", workers=workers, env=service_env(work, database_url), log=work / "service.log"
+    ) as server:
+        base = server.base_url
         poll_id, option_ids = create_poll(base)
         votes = sign_votes(poll_id, option_ids, 12_000 * duration // 5 * workers)
         single = run_wrk(f"single vote, {label}", base, single_vote_requests(work / "single.tsv", votes), duration,
@@ -226,7 +197,8 @@ def main() -> None:
     counted: dict[str, int] = {}
     print("signature verification on one core: measuring…", flush=True)
     verifies = verify_rate()
-    with uvicorn("bench.baseline_app:create_app", 1, {}, work / "baseline.log") as base:
+    with uvicorn("bench.baseline_app:create_app", env={}, log=work / "baseline.log", ready_path="/noop") as server:
+        base = server.base_url
         noop = write_requests(work / "noop.tsv", [("GET", "/noop", "")])
         figures.append(run_wrk("no-op endpoint (ceiling)", base, noop, args.duration, args.connections, 0))
         votes = sign_votes("bench", ["a"], 20_000)

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +33,9 @@ import httpx
 
 from app.live import UPDATE_INTERVAL_S
 from bench.ingest import create_poll, service_env, sign_votes
-from tests.service_process import ROOT, free_port
+from bench.servers import uvicorn
 
 RESULTS = Path(__file__).with_name("stream-results.json")
-STARTUP_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 60.0  # for all the streams of one run to be open and have their first event
 DELIVERY_TIMEOUT_S = 10.0  # for one vote to reach every stream
 VOTE_GAP_S = UPDATE_INTERVAL_S + 0.1  # past the coalescing window: each vote is published at once
@@ -97,35 +95,8 @@ def rss_kib(pid: int) -> int:
 def service(work: Path) -> Iterator[tuple[str, int]]:
     """One uvicorn worker, started as a user would; yields its base URL and pid."""
     work.mkdir(parents=True)
-    port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1",
-    ]  # fmt: skip
-    log = work / "service.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **service_env(work, None)}, stdout=out, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)  # another process: nothing to await
-        yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with uvicorn("app:create_app", env=service_env(work, None), log=work / "service.log") as server:
+        yield server.base_url, server.pid
 
 
 async def open_streams(port: int, poll_id: str, count: int) -> tuple[list[asyncio.Transport], list[StreamClient]]:
@@ -258,7 +229,7 @@ def report(figures: list[Figure]) -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
