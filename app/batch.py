@@ -48,6 +48,9 @@ class _BatchResponse(msgspec.Struct):
 
 
 async def submit_batch(votes: VoteService, request: BatchRequest) -> bytes:
+    await votes.polls.prefetch(
+        {raw["poll_id"] for raw in request.votes if isinstance(raw, dict) and isinstance(raw.get("poll_id"), str)}
+    )
     # Concurrently, so that the whole batch shares one group commit.
     items = await asyncio.gather(*(_submit_one(votes, raw) for raw in request.votes))
     return msgspec.json.encode(_BatchResponse(results=list(items)))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -217,32 +218,26 @@ def _devices_that_voted(conn: Connection, devices: list[tuple[str, bytes]]) -> s
     by_poll: dict[str, list[bytes]] = {}
     for poll_id, public_key in devices:
         by_poll.setdefault(poll_id, []).append(public_key)
-    found: set[tuple[str, bytes]] = set()
-    # One query per poll: SQLite answers `(poll_id, public_key) IN (…)` with a full index scan,
-    # but `poll_id = ? AND public_key IN (…)` with index look-ups.
-    for poll_id, public_keys in by_poll.items():
-        rows = conn.execute(
-            select(votes.c.public_key).where(votes.c.poll_id == poll_id, votes.c.public_key.in_(public_keys))
+    # `poll_id = ? AND public_key IN (…)` per poll, OR-ed: index look-ups on SQLite and PostgreSQL
+    # (a row-value `(poll_id, public_key) IN (…)` makes SQLite scan the whole index).
+    rows = conn.execute(
+        select(votes.c.poll_id, votes.c.public_key).where(
+            or_(*(and_(votes.c.poll_id == poll_id, votes.c.public_key.in_(keys)) for poll_id, keys in by_poll.items()))
         )
-        found.update((poll_id, bytes(row.public_key)) for row in rows)
-    return found
+    )
+    return {(row.poll_id, bytes(row.public_key)) for row in rows}
 
 
 def _take_seqs(conn: Connection, poll_ids: list[str]) -> list[int]:
-    """Reserves consecutive positions per poll, in the order the votes came."""
-    wanted: dict[str, int] = {}
-    for poll_id in poll_ids:
-        wanted[poll_id] = wanted.get(poll_id, 0) + 1
-    next_seq: dict[str, int] = {}
-    # A fixed lock order (sorted ids) keeps concurrent batches on PostgreSQL from deadlocking.
-    for poll_id in sorted(wanted):
-        result = conn.execute(
-            update(polls)
-            .where(polls.c.id == poll_id)
-            .values(vote_count=polls.c.vote_count + wanted[poll_id])
-            .returning(polls.c.vote_count)
-        )
-        next_seq[poll_id] = result.scalar_one() - wanted[poll_id] + 1
+    """Reserves consecutive positions per poll, in the order the votes came, in one statement."""
+    wanted = Counter(poll_ids)
+    result = conn.execute(
+        update(polls)
+        .where(polls.c.id.in_(sorted(wanted)))
+        .values(vote_count=polls.c.vote_count + case(wanted, value=polls.c.id))
+        .returning(polls.c.id, polls.c.vote_count)
+    )
+    next_seq = {row.id: row.vote_count - wanted[row.id] + 1 for row in result}
     seqs = []
     for poll_id in poll_ids:
         seqs.append(next_seq[poll_id])
@@ -251,15 +246,13 @@ def _take_seqs(conn: Connection, poll_ids: list[str]) -> list[int]:
 
 
 def _count(conn: Connection, accepted: list[Vote]) -> None:
-    tally: dict[tuple[str, str], int] = {}
-    for vote in accepted:
-        tally[(vote.poll_id, vote.option_id)] = tally.get((vote.poll_id, vote.option_id), 0) + 1
-    for (poll_id, option_id), n in sorted(tally.items()):
-        conn.execute(
-            update(options)
-            .where(options.c.poll_id == poll_id, options.c.id == option_id)
-            .values(votes=options.c.votes + n)
-        )
+    tally = Counter((vote.poll_id, vote.option_id) for vote in accepted)
+    matches = {key: and_(options.c.poll_id == key[0], options.c.id == key[1]) for key in sorted(tally)}
+    conn.execute(
+        update(options)
+        .where(or_(*matches.values()))
+        .values(votes=options.c.votes + case(*((match, tally[key]) for key, match in matches.items()), else_=0))
+    )
 
 
 def _row(ballot: Ballot, seq: int, accepted_at: int, receipt: bytes) -> dict[str, object]:

@@ -6,6 +6,7 @@ import re
 import secrets
 import time
 import unicodedata
+from collections.abc import Collection
 from typing import Annotated
 
 import msgspec
@@ -57,22 +58,33 @@ class DuplicateOption(ValueError):
 
 
 async def load_poll(db: Database, poll_id: str) -> Poll | None:
+    return (await load_polls(db, [poll_id])).get(poll_id)
+
+
+async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]:
+    """The named polls that exist, read in two queries however many there are."""
     async with db.read() as conn:
-        row = (await conn.execute(select(polls_table).where(polls_table.c.id == poll_id))).first()
-        if row is None:
-            return None
+        poll_rows = (await conn.execute(select(polls_table).where(polls_table.c.id.in_(poll_ids)))).all()
+        if not poll_rows:
+            return {}
         option_rows = await conn.execute(
-            select(options_table.c.id, options_table.c.label)
-            .where(options_table.c.poll_id == poll_id)
-            .order_by(options_table.c.position)
+            select(options_table.c.poll_id, options_table.c.id, options_table.c.label)
+            .where(options_table.c.poll_id.in_([row.id for row in poll_rows]))
+            .order_by(options_table.c.poll_id, options_table.c.position)
         )
-        return Poll(
+        options_by_poll: dict[str, list[Option]] = {}
+        for option in option_rows:
+            options_by_poll.setdefault(option.poll_id, []).append(Option(id=option.id, label=option.label))
+    return {
+        row.id: Poll(
             id=row.id,
             question=row.question,
-            options=[Option(id=o.id, label=o.label) for o in option_rows],
+            options=options_by_poll.get(row.id, []),
             closes_at=row.closes_at,
             late_grace_seconds=row.late_grace_seconds,
         )
+        for row in poll_rows
+    }
 
 
 class PollCache:
@@ -87,16 +99,27 @@ class PollCache:
         self._entries: dict[str, tuple[float, Poll]] = {}
 
     async def get(self, poll_id: str) -> Poll | None:
-        now = time.monotonic()
         entry = self._entries.get(poll_id)
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > time.monotonic():
             return entry[1]
         poll = await load_poll(self.db, poll_id)
-        if poll is not None:  # unknown ids are not cached: they could fill the cache
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[poll_id] = (now + self.TTL_S, poll)
+        if poll is not None:
+            self._keep(poll)
         return poll
+
+    async def prefetch(self, poll_ids: Collection[str]) -> None:
+        """Loads the polls not cached yet in one go: a backlog of votes often names many cold polls."""
+        now = time.monotonic()
+        missing = [pid for pid in set(poll_ids) if (entry := self._entries.get(pid)) is None or entry[0] <= now]
+        if missing:
+            for poll in (await load_polls(self.db, missing)).values():
+                self._keep(poll)
+
+    def _keep(self, poll: Poll) -> None:
+        # Unknown ids are never kept, so they cannot fill the cache.
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[poll.id] = (time.monotonic() + self.TTL_S, poll)
 
 
 async def create_poll(db: Database, spec: PollSpec) -> Poll:

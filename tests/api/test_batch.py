@@ -102,3 +102,13 @@ async def test_batch_over_the_size_limit_is_413(client):
         "/api/v1/votes/batch", content=b" " * (256 * 1024), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
+
+
+async def test_batch_across_many_polls_counts_each_in_its_own_poll(client):
+    polls = [await create_poll(client, question=f"Q{i}?", options=["A", "B"]) for i in range(30)]
+    votes = [Voter().vote(poll["id"], "b") for poll in polls]
+    results = (await send_batch(client, votes)).json()["results"]
+    assert [r["status"] for r in results] == [201] * 30
+    for poll in polls:
+        counts = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+        assert (counts["total"], counts["options"][1]["votes"]) == (1, 1)
