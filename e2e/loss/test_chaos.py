@@ -29,6 +29,7 @@ POLLS = 3  # every device votes once in every poll
 OPTIONS = ("Red", "Green", "Blue")
 FAULTY_ATTEMPTS = 2  # a vote's first attempts may meet a fault; later ones meet only outages
 MAX_PAUSE_MS = 400  # between two votes, at most
+CHAOS_TIME_LIMIT_S = 180  # a run takes 15-30 s; past this something is stuck
 # A fault for one attempt, by weight. Retry-After stays short to keep the run tight.
 FAULTS: dict[str, tuple[int, Callable[[Route], object]]] = {
     "pass": (30, lambda route: route.continue_()),
@@ -93,6 +94,7 @@ class FaultPlan:
         return meet_the_fault
 
 
+@pytest.mark.timeout(CHAOS_TIME_LIMIT_S)
 def test_chaos_every_vote_is_confirmed_and_counted_once_with_a_verified_receipt(lab: Lab) -> None:
     seed = chaos_seed()
     print(f"chaos seed {seed}; replay: {SEED_VARIABLE}={seed} .venv/bin/python -m pytest e2e/loss -k chaos")
