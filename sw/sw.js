@@ -1,7 +1,7 @@
 // The service worker's event wiring. What to cache is in caching.js; how votes are sent is in
 // frontend/delivery.js, shared with the page. build.py bundles all of it into one classic script.
 
-import { NETWORK_ERROR, SYNC_TAG, deliverAll } from "../frontend/delivery.js";
+import { SYNC_TAG, deliverAll } from "../frontend/delivery.js";
 import { allUnconfirmed } from "../frontend/outbox.js";
 import {
   cacheFirst,
@@ -70,15 +70,16 @@ self.addEventListener("message", (event) => {
 });
 
 // Background Sync (Chromium): a rejected promise asks the browser to fire the event again later,
-// which it should while a vote still waits for a network.
+// which it should while a vote still waits, for a network or for a busy service: with no page
+// open, nothing else wakes this worker.
 self.addEventListener("sync", (event) => {
   if (event.tag !== SYNC_TAG) return;
   event.waitUntil(
     (async () => {
       await deliverQuietly();
       const waiting = await allUnconfirmed();
-      if (!event.lastChance && waiting.some((v) => v.lastError === NETWORK_ERROR)) {
-        throw new Error("votes still waiting for the network");
+      if (!event.lastChance && waiting.length > 0) {
+        throw new Error("votes still waiting to be sent");
       }
     })(),
   );

@@ -59,3 +59,28 @@ HAS_BACKGROUND_SYNC = "async () => 'SyncManager' in window && 'sync' in (await n
 
 # In the service worker: the Background Sync tags waiting to fire.
 PENDING_SYNC_TAGS = "() => self.registration.sync.getTags()"
+
+# In the service worker: ([tag, timeoutMs]) -> the pending sync tags once `tag` is no longer
+# among them, or when the time is up. A sync whose handler resolves is done with; one that
+# rejects stays, and the browser fires it again later.
+SYNC_TAGS_AFTER_THE_EVENT = """async ([tag, timeoutMs]) => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tags = await self.registration.sync.getTags();
+    if (!tags.includes(tag) || Date.now() > deadline) return tags;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}"""
+
+# In the service worker: ([lastError, timeoutMs]) -> the outbox once a vote in it records an
+# error starting with `lastError`, or when the time is up.
+OUTBOX_ONCE_A_VOTE_FAILED_WITH = f"""async ([lastError, timeoutMs]) => {{
+  {_OPEN_VOTE_DB}
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {{
+    const {{ outbox }} = await snapshot();
+    if (outbox.some((v) => v.status === "queued" && (v.lastError ?? "").startsWith(lastError))) return outbox;
+    if (Date.now() > deadline) return outbox;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }}
+}}"""

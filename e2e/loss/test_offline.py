@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .browser_js import HAS_BACKGROUND_SYNC, PENDING_SYNC_TAGS, REMOVE_BACKGROUND_SYNC, SETTLED_VOTES
-from .lab import Lab
+from .browser_js import (
+    HAS_BACKGROUND_SYNC,
+    OUTBOX_ONCE_A_VOTE_FAILED_WITH,
+    PENDING_SYNC_TAGS,
+    REMOVE_BACKGROUND_SYNC,
+    SETTLED_VOTES,
+    SYNC_TAGS_AFTER_THE_EVENT,
+)
+from .lab import SENDS, Lab, answer_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +73,29 @@ def test_vote_queued_with_no_page_open_is_delivered_by_a_sync_event(lab: Lab) ->
     settled = worker.evaluate(SETTLED_VOTES, [1, 30_000])
     assert len(settled["receipts"]) == 1, settled
     assert lab.results(poll)["total"] == 1
+    voter = device.open(poll)
+    expect(voter.status).to_have_text("Confirmed · receipt #1")
+    lab.prove_zero_loss([device], expected_cast=1)
+
+
+def test_sync_event_that_meets_a_busy_service_with_no_page_open_is_fired_again(lab: Lab) -> None:
+    poll = lab.create_poll()
+    device = lab.new_device()
+    voter = device.open_ready(poll)
+    device.context.set_offline(True)
+    voter.vote("Red")
+    voter.expect_state("Queued")
+    device.context.route(SENDS, lambda route: answer_problem(route, 503, retry_after_s=1), times=1)
+    worker = device.context.service_workers[0]
+    voter.page.close()
+
+    device.context.set_offline(False)
+
+    # The sync event meets a 503. No page is open to wake the worker again, so only the browser
+    # can: the handler must reject, which keeps the sync pending for a later retry.
+    outbox = worker.evaluate(OUTBOX_ONCE_A_VOTE_FAILED_WITH, ["server busy (503)", 30_000])
+    assert [v["lastError"] for v in outbox] == ["server busy (503)"]
+    assert SYNC_TAG in worker.evaluate(SYNC_TAGS_AFTER_THE_EVENT, [SYNC_TAG, 3_000])
     voter = device.open(poll)
     expect(voter.status).to_have_text("Confirmed · receipt #1")
     lab.prove_zero_loss([device], expected_cast=1)
