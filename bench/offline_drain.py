@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
 
+from e2e.voter import CONTROLLED_BY_ACTIVE_WORKER
 from tests.service_process import ROOT, ServiceProcess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -97,21 +98,6 @@ ALL_CONFIRMED = """async ([count, timeoutMs]) => {
   } finally {
     channel.close();
   }
-}"""
-
-CONTROLLED_BY_ACTIVE_WORKER = """async (timeoutMs) => {
-  const sw = navigator.serviceWorker;
-  const controlled = (async () => {
-    await sw.ready;
-    const controller = sw.controller ?? await new Promise((resolve) =>
-      sw.addEventListener("controllerchange", () => resolve(sw.controller), { once: true }));
-    while (controller.state !== "activated") {
-      await new Promise((resolve) => controller.addEventListener("statechange", resolve, { once: true }));
-    }
-  })();
-  const late = new Promise((_, reject) =>
-    setTimeout(() => reject(new Error("no active service worker controls the page")), timeoutMs));
-  await Promise.race([controlled, late]);
 }"""
 
 
