@@ -268,8 +268,12 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
         print(f"{name:<40}{value:>10.2f}{op + str(goal):>8}  {'met' if met else 'missed' + shortfall}")
     print()
     for name, total in counted.items():
-        accepted = by_name[name].statuses.get("201", 0) * (BATCH_SIZE if name.startswith("batch") else 1)
-        print(f"counted by the service after '{name}': {total} (201 answers x votes each: {accepted})")
+        figure = by_name[name]
+        # A batch request answers 200 with a result per vote; a single vote answers 201 when new.
+        answered = (
+            figure.statuses.get("200", 0) * BATCH_SIZE if name.startswith("batch") else figure.statuses.get("201", 0)
+        )
+        print(f"counted by the service after '{name}': {total} (votes answered within the run: {answered})")
     RESULTS.write_text(
         json.dumps(
             {
