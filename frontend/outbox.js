@@ -35,18 +35,6 @@ export function allUnconfirmed() {
   });
 }
 
-// Merges `changes` into the stored vote; resolves with the new record, or null if it is gone.
-export function updateVote(id, changes) {
-  return transact([OUTBOX], "readwrite", async (tx) => {
-    const store = tx.objectStore(OUTBOX);
-    const vote = await promisify(store.get(id));
-    if (!vote) return null;
-    const updated = { ...vote, ...changes };
-    await promisify(store.put(updated));
-    return updated;
-  });
-}
-
 // Marks votes as being sent, in one transaction (a batch of up to 100).
 export function markSending(ids) {
   return transact([OUTBOX], "readwrite", async (tx) => {
@@ -72,14 +60,6 @@ export function settleVotes(entries) {
       const vote = await promisify(outbox.get(id));
       if (vote) await promisify(outbox.put({ ...vote, ...changes }));
     }
-  });
-}
-
-// Moves a vote from the outbox to the receipts in one transaction: it is never in neither.
-export function confirmVote(voteId, receiptRecord) {
-  return transact([OUTBOX, RECEIPTS], "readwrite", async (tx) => {
-    await promisify(tx.objectStore(RECEIPTS).put(receiptRecord));
-    await promisify(tx.objectStore(OUTBOX).delete(voteId));
   });
 }
 
