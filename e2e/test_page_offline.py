@@ -58,3 +58,20 @@ def test_vote_cast_offline_is_confirmed_after_reconnect(page: Page, service) -> 
 
     expect(voter.status).to_have_text("Confirmed · receipt #1")
     assert service.results(poll["id"])["total"] == 1
+
+
+def test_page_shows_its_offline_copy_when_the_network_hangs(page: Page, service) -> None:
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    hanging = []
+    # The connection stays up but the page never arrives: the worker's own fetch is held here.
+    page.context.route(f"**/polls/{poll['id']}", lambda route: hanging.append(route))
+    try:
+        page.reload(wait_until="commit")
+
+        expect(voter.question).to_be_visible(timeout=15_000)
+        assert hanging, "the reload did not reach the network"
+    finally:
+        for route in hanging:
+            route.abort()

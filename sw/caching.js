@@ -70,16 +70,32 @@ export async function cacheFirst(request) {
   return response;
 }
 
-export async function networkFirst(request) {
+// On a link that stays up but delivers nothing (common on weak mobile signal), a voter should not
+// stare at a blank tab: past this, the offline copy is shown while the network keeps trying.
+export const NAVIGATION_TIMEOUT_MS = 4_000;
+
+// `waitUntil` keeps the worker alive to refresh the copy when the network answers after all.
+export async function networkFirst(request, waitUntil) {
   const cache = await caches.open(PAGE_CACHE);
-  try {
-    const response = await fetch(request);
+  const fromNetwork = fetch(request).then(async (response) => {
     await storePage(cache, request.url, response);
     return response;
+  });
+  waitUntil(fromNetwork.catch(() => null));
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(resolve, NAVIGATION_TIMEOUT_MS, null);
+  });
+  try {
+    const response = await Promise.race([fromNetwork, late]);
+    if (response) return response;
+    return (await cache.match(pageKey(request.url))) ?? (await fromNetwork);
   } catch (error) {
     const cached = await cache.match(pageKey(request.url));
     if (cached) return cached;
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -56,7 +56,7 @@ self.addEventListener("fetch", (event) => {
   if (isPrecached(request.url)) {
     event.respondWith(cacheFirst(request));
   } else if (isKeptPage(request)) {
-    event.respondWith(networkFirst(request));
+    event.respondWith(networkFirst(request, (promise) => event.waitUntil(promise)));
   }
 });
 
