@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Annotated
 
 import msgspec
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from app.db import Database
 from app.protocol import Identifier, Millis
@@ -145,11 +145,6 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
             [{"poll_id": poll.id, "id": o.id, "label": o.label, "position": i} for i, o in enumerate(poll.options)],
         )
     return poll
-
-
-async def count_polls(db: Database) -> int:
-    async with db.read() as conn:
-        return (await conn.execute(select(func.count()).select_from(polls_table))).scalar_one()
 
 
 async def first_poll_id(db: Database) -> str | None:

@@ -51,10 +51,6 @@ class Vote(msgspec.Struct, forbid_unknown_fields=True):
     def ballot_hash(self) -> str:
         return ballot_hash(self.signing_bytes(), self.signature_bytes())
 
-    def request_hash(self) -> bytes:
-        """Tells a retry of this exact vote apart from a different vote under the same key."""
-        return hashlib.sha256(self.public_key_bytes() + self.signing_bytes() + self.signature_bytes()).digest()
-
 
 @dataclass(frozen=True, slots=True)
 class Ballot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Browser
+from voter import answer_problem
 
 from bench.offline_drain import Device, counted_votes, create_polls
 
@@ -63,12 +64,7 @@ def test_batch_refused_whole_by_a_busy_service_is_sent_again_and_confirmed(brows
     device.queue_offline(polls)
     device.context.route(
         BATCH,
-        lambda route: route.fulfill(
-            status=503,
-            headers={"Retry-After": "1"},
-            content_type="application/problem+json",
-            json={"type": "/problems/service-unavailable", "title": "Service unavailable", "status": 503},
-        ),
+        lambda route: answer_problem(route, 503, retry_after_s=1),
         times=1,
     )
 

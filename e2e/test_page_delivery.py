@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, Route, expect
-from voter import open_poll
+from voter import answer_problem, open_poll
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +41,7 @@ def test_vote_waits_out_a_busy_service_and_is_then_confirmed(page: Page, service
     poll = service.create_poll()
     page.context.route(
         VOTES,
-        lambda route: route.fulfill(
-            status=503,
-            headers={"Retry-After": "1"},
-            content_type="application/problem+json",
-            json={"type": "/problems/service-unavailable", "title": "Service unavailable", "status": 503},
-        ),
+        lambda route: answer_problem(route, 503, retry_after_s=1),
         times=1,
     )
     voter = open_poll(page, service.poll_url(poll), poll)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 # Generous: the first visit installs the service worker and precaches the assets.
 WORKER_TIMEOUT_MS = 15_000
@@ -24,6 +25,17 @@ CONTROLLED_BY_ACTIVE_WORKER = """async (timeoutMs) => {
     setTimeout(() => reject(new Error("no active service worker controls the page")), timeoutMs));
   await Promise.race([controlled, late]);
 }"""
+
+
+def answer_problem(route: Route, status: int, retry_after_s: int | None = None) -> None:
+    """A 5xx or 429 from a proxy or an overloaded service, without touching the service."""
+    slug = {429: "rate-limited", 503: "service-unavailable"}.get(status, "internal-error")
+    route.fulfill(
+        status=status,
+        headers={"Retry-After": str(retry_after_s)} if retry_after_s is not None else {},
+        content_type="application/problem+json",
+        body=json.dumps({"type": f"/problems/{slug}", "title": slug, "status": status}),
+    )
 
 
 class VoterPage:

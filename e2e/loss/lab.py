@@ -28,7 +28,6 @@ VOTES = "**/api/v1/polls/*/votes"  # one vote
 # Every request that carries votes: one vote, or a backlog through POST /api/v1/votes/batch.
 SENDS = re.compile(r"/api/v1/(polls/[^/]+/votes|votes/batch)$")
 SETTLE_TIMEOUT_MS = 60_000  # every scenario's last retry comes well within this
-PROBLEM_JSON = "application/problem+json"
 
 
 def _constant_ms(source: str, name: str) -> int:
@@ -86,17 +85,6 @@ def lose_response(route: Route) -> bytes:
     body = response.body()
     route.abort("connectionreset")
     return body
-
-
-def answer_problem(route: Route, status: int, retry_after_s: int | None = None) -> None:
-    """A 5xx or 429 from a proxy or an overloaded service, without touching the service."""
-    slug = {429: "rate-limited", 503: "service-unavailable"}.get(status, "internal-error")
-    route.fulfill(
-        status=status,
-        headers={"Retry-After": str(retry_after_s)} if retry_after_s is not None else {},
-        content_type=PROBLEM_JSON,
-        body=json.dumps({"type": f"/problems/{slug}", "title": slug, "status": status}),
-    )
 
 
 # --- browsers ---

@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Error, Route, expect
+from voter import answer_problem
 
-from .lab import SENDS, Lab, answer_problem, drop, lose_response, votes_in
+from .lab import SENDS, Lab, drop, lose_response, votes_in
 
 pytestmark = pytest.mark.e2e
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Route, expect
+from voter import answer_problem
 
 from .lab import (
     MIN_WAKE_MS,
     VOTES,
     Lab,
     Throttle,
-    answer_problem,
     backoff_ceiling_ms,
     drop,
     lose_response,

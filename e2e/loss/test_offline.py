@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
+from voter import answer_problem
 
 from .browser_js import (
     HAS_BACKGROUND_SYNC,
@@ -13,7 +14,7 @@ from .browser_js import (
     SETTLED_VOTES,
     SYNC_TAGS_AFTER_THE_EVENT,
 )
-from .lab import SENDS, Lab, answer_problem
+from .lab import SENDS, Lab
 
 pytestmark = pytest.mark.e2e
 
