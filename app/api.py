@@ -22,6 +22,7 @@ from app.polls import DuplicateOption, Option, Poll, PollSpec, create_poll, load
 from app.protocol import ID_PATTERN, Receipt, Vote
 from app.results import load_results
 from app.settings import Settings
+from app.vote_path import VoteFastPath
 
 MAX_VOTE_BODY_BYTES = 4 * 1024
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
@@ -121,6 +122,8 @@ class PollController(Controller):
         "/{poll_id:str}/votes",
         before_request=require_json_and_idempotency_key,
         request_max_body_size=MAX_VOTE_BODY_BYTES,
+        # Well-formed votes are served by the fast path; this handler answers everything else.
+        middleware=[VoteFastPath(MAX_VOTE_BODY_BYTES)],
         operation_id="castVote",
         summary="Cast a signed vote; safe to retry with the same Idempotency-Key and body",
         description="201 with a signed receipt on first acceptance, after the commit; 200 with the same "

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -22,7 +20,7 @@ from app.db import Database
 from app.keys import KeyRing, ReceiptKey
 from app.protocol import Ballot, Vote
 from app.receipts import issue_receipt
-from app.schema import options, polls, votes
+from app.vote_rows import VoteRow, count_votes, devices_that_voted, insert_votes, stored_by_key, take_seqs
 
 MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
 BATCH_WINDOW_S = 0.002  # how long a lone vote waits for company; the commit itself takes longer
@@ -43,10 +41,17 @@ class Accepted:
 @dataclass(slots=True)
 class _Pending:
     ballot: Ballot
-    future: asyncio.Future[Accepted] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Accepted]
 
 
 class GroupCommitter:
+    """Votes queue here; one task on the event loop commits them in batches.
+
+    The batch transaction runs on the event loop's own thread (db.transact): a writer thread
+    would wait for the GIL at every SQLite and signing call while the loop serves HTTP, which
+    costs far more than the sub-millisecond fsync the loop waits for instead.
+    """
+
     def __init__(
         self,
         db: Database,
@@ -62,47 +67,50 @@ class GroupCommitter:
         self.max_votes = max_votes
         self.window_s = window_s
         self.on_accepted: list[Callable[[str, str], None]] = []
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # A plain list and one wake-up future: an asyncio.Queue with a timeout per vote costs a
+        # task per vote on the event loop, which is the bottleneck of the whole service.
+        self._pending: list[_Pending] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._writer: asyncio.Task[None] | None = None
 
-    async def commit(self, ballot: Ballot) -> Accepted:
-        """Returns once the vote (or the earlier vote under its key) is committed to disk."""
+    def enqueue(self, ballot: Ballot) -> asyncio.Future[Accepted]:
+        """Queues a verified vote whose poll checks passed; the future resolves once it (or the
+        earlier vote under its key) is committed to disk, or with the problem that stopped it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Accepted] = loop.create_future()
+        self._pending.append(_Pending(ballot, future))
+        self._idle.clear()
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._run(), name="group-commit")
-        pending = _Pending(ballot)
-        self._queue.put_nowait(pending)
-        return await asyncio.shield(pending.future)
+            self._writer = loop.create_task(self._run(), name="group-commit")
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        return future
+
+    async def commit(self, ballot: Ballot) -> Accepted:
+        return await asyncio.shield(self.enqueue(ballot))
 
     async def close(self) -> None:
         """Finishes every queued vote, then stops the writer."""
         if self._writer is not None and not self._writer.done():
-            await self._queue.join()
+            await self._idle.wait()
             self._writer.cancel()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._next_batch()
-            try:
-                await self._write(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _next_batch(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self.window_s
-        while len(batch) < self.max_votes:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+            if not self._pending:
+                self._idle.set()
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                # A vote that finds the writer idle waits briefly for company. Votes that arrive
+                # during a commit have waited already: they go in the next one at once.
+                if self.window_s > 0 and len(self._pending) < self.max_votes:
+                    await asyncio.sleep(self.window_s)
+            batch = self._pending[: self.max_votes]
+            del self._pending[: self.max_votes]
+            await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -140,10 +148,10 @@ class GroupCommitter:
 
     async def _write_batch(self, batch: Sequence[_Pending]) -> list[Accepted | problems.Problem]:
         ballots = [pending.ballot for pending in batch]
-        outcomes, fresh = await self.db.run_write(
+        outcomes, fresh = await self.db.transact(
             lambda conn: write_ballots(conn, ballots, self.keys.active, self.clock)
         )
-        # run_write returned: the transaction is committed (fsynced), so receipts may go out.
+        # transact returned: the transaction is committed (fsynced), so receipts may go out.
         for ballot in fresh:
             self._tell_listeners(ballot.vote)
         return outcomes
@@ -162,12 +170,13 @@ def write_ballots(
     """Decides and writes a batch inside one transaction; returns each vote's outcome and the new ones.
 
     Idempotency and the one-vote-per-device rule are checked here, against committed rows and
-    within the batch, so each vote gets exactly the answer it would have had alone.
+    within the batch, so each vote gets exactly the answer it would have had alone. Signatures
+    were verified before the votes were queued.
     """
     outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
     fresh: list[tuple[int, Ballot]] = []
-    stored = _stored_by_key(conn, [b.vote.idempotency_key for b in batch])
-    voted = _devices_that_voted(conn, [(b.vote.poll_id, b.public_key) for b in batch])
+    stored = stored_by_key(conn, [b.vote.idempotency_key for b in batch])
+    voted = devices_that_voted(conn, [(b.vote.poll_id, b.public_key) for b in batch])
     for index, ballot in enumerate(batch):
         vote = ballot.vote
         device = (vote.poll_id, ballot.public_key)
@@ -185,14 +194,14 @@ def write_ballots(
             fresh.append((index, ballot))
     if fresh:
         accepted_at = clock()
-        seqs = _take_seqs(conn, [b.vote.poll_id for _, b in fresh])
+        seqs = take_seqs(conn, [b.vote.poll_id for _, b in fresh])
         rows = []
         for (index, ballot), seq in zip(fresh, seqs, strict=True):
             receipt = issue_receipt(key, ballot.vote, seq, accepted_at, ballot.ballot_hash)
             rows.append(_row(ballot, seq, accepted_at, receipt))
             outcomes[index] = Accepted(receipt=receipt, created=True)
-        conn.execute(insert(votes), rows)
-        _count(conn, [b.vote for _, b in fresh])
+        insert_votes(conn, rows)
+        count_votes(conn, [b.vote for _, b in fresh])
     return outcomes, [b for _, b in fresh]  # type: ignore[return-value]  # every slot was filled
 
 
@@ -207,66 +216,18 @@ def _fail(batch: Sequence[_Pending], error: BaseException) -> None:
             pending.future.set_exception(error)
 
 
-def _stored_by_key(conn: Connection, keys: list[str]) -> dict[str, tuple[bytes, bytes]]:
-    rows = conn.execute(
-        select(votes.c.idempotency_key, votes.c.request_hash, votes.c.receipt).where(votes.c.idempotency_key.in_(keys))
-    )
-    return {row.idempotency_key: (bytes(row.request_hash), bytes(row.receipt)) for row in rows}
-
-
-def _devices_that_voted(conn: Connection, devices: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
-    by_poll: dict[str, list[bytes]] = {}
-    for poll_id, public_key in devices:
-        by_poll.setdefault(poll_id, []).append(public_key)
-    # `poll_id = ? AND public_key IN (…)` per poll, OR-ed: index look-ups on SQLite and PostgreSQL
-    # (a row-value `(poll_id, public_key) IN (…)` makes SQLite scan the whole index).
-    rows = conn.execute(
-        select(votes.c.poll_id, votes.c.public_key).where(
-            or_(*(and_(votes.c.poll_id == poll_id, votes.c.public_key.in_(keys)) for poll_id, keys in by_poll.items()))
-        )
-    )
-    return {(row.poll_id, bytes(row.public_key)) for row in rows}
-
-
-def _take_seqs(conn: Connection, poll_ids: list[str]) -> list[int]:
-    """Reserves consecutive positions per poll, in the order the votes came, in one statement."""
-    wanted = Counter(poll_ids)
-    result = conn.execute(
-        update(polls)
-        .where(polls.c.id.in_(sorted(wanted)))
-        .values(vote_count=polls.c.vote_count + case(wanted, value=polls.c.id))
-        .returning(polls.c.id, polls.c.vote_count)
-    )
-    next_seq = {row.id: row.vote_count - wanted[row.id] + 1 for row in result}
-    seqs = []
-    for poll_id in poll_ids:
-        seqs.append(next_seq[poll_id])
-        next_seq[poll_id] += 1
-    return seqs
-
-
-def _count(conn: Connection, accepted: list[Vote]) -> None:
-    tally = Counter((vote.poll_id, vote.option_id) for vote in accepted)
-    matches = {key: and_(options.c.poll_id == key[0], options.c.id == key[1]) for key in sorted(tally)}
-    conn.execute(
-        update(options)
-        .where(or_(*matches.values()))
-        .values(votes=options.c.votes + case(*((match, tally[key]) for key, match in matches.items()), else_=0))
-    )
-
-
-def _row(ballot: Ballot, seq: int, accepted_at: int, receipt: bytes) -> dict[str, object]:
+def _row(ballot: Ballot, seq: int, accepted_at: int, receipt: bytes) -> VoteRow:
     vote = ballot.vote
-    return {
-        "idempotency_key": vote.idempotency_key,
-        "poll_id": vote.poll_id,
-        "seq": seq,
-        "vote_id": vote.vote_id,
-        "option_id": vote.option_id,
-        "public_key": ballot.public_key,
-        "signature": ballot.signature,
-        "created_at": vote.created_at,
-        "accepted_at": accepted_at,
-        "request_hash": ballot.request_hash,
-        "receipt": receipt,
-    }
+    return (
+        vote.idempotency_key,
+        vote.poll_id,
+        seq,
+        vote.vote_id,
+        vote.option_id,
+        ballot.public_key,
+        ballot.signature,
+        vote.created_at,
+        accepted_at,
+        ballot.request_hash,
+        receipt,
+    )

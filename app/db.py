@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.wal import Checkpointer
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
 
@@ -32,18 +35,17 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._lock_path: str | None = None
         self._sync_engine: Engine | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._checkpointer: Checkpointer | None = None
         if self.is_sqlite:
             _make_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
             # One SQLite writer at a time anyway: queueing here is cheaper than spinning on SQLITE_BUSY.
             self._write_lock = asyncio.Lock()
             self._lock_path = f"{make_url(url).database}.write-lock"
-            # Batched writes run start to finish on one thread with a plain sqlite3 connection: one
-            # hand-off per transaction instead of one per statement, each of which waits for the GIL.
+            # Group commits use a plain sqlite3 connection on the event loop's thread (transact).
             self._sync_engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
-            _configure_sqlite(self._sync_engine)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            _configure_sqlite(self._sync_engine, autocheckpoint=False)
+            self._checkpointer = Checkpointer(make_url(url).database or "")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -54,57 +56,73 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that is committed, to disk, when the block exits without an error."""
         async with self._write_lock or nullcontext(), self.engine.connect() as conn:
+            lock = await asyncio.to_thread(self._lock_file) if self.is_sqlite else None
             try:
                 if self.is_sqlite:
-                    await asyncio.to_thread(self._file_lock_acquire)
                     await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 async with conn.begin():
                     yield conn
                 self.commits += 1
             finally:
-                self._file_lock_release()
+                _unlock_file(lock)
 
-    async def run_write(self, work: Callable[[Connection], T]) -> T:
-        """Runs `work` in one write transaction, committed (to disk) before this returns."""
-        if self._writer is None:
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` in one write transaction, committed (to disk) before this returns.
+
+        On SQLite the transaction runs right here, on the event loop's thread: its statements
+        take tens of microseconds and its fsync well under a millisecond, while a thread of its
+        own would wait for the GIL at every call into SQLite. Only the waits that may be long
+        (another worker holding the write lock) are taken off the loop.
+        """
+        if self._sync_engine is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
         async with self._write_lock or nullcontext():
-            result = await asyncio.get_running_loop().run_in_executor(self._writer, self._run_sqlite_write, work)
+            lock = self._try_lock_file()
+            if lock is None:  # another worker is committing: wait for it off the loop
+                lock = await asyncio.to_thread(self._lock_file)
+            try:
+                try:
+                    return self._transact_now(work, busy_timeout_ms=0)
+                except OperationalError as error:
+                    if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                        raise
+                # A writer outside this service holds SQLite's lock: wait for it off the loop.
+                return await asyncio.to_thread(self._transact_now, work, SQLITE_BUSY_TIMEOUT_MS)
+            finally:
+                _unlock_file(lock)
+
+    def _transact_now(self, work: Callable[[Connection], T], busy_timeout_ms: int) -> T:
+        assert self._sync_engine is not None
+        assert self._checkpointer is not None
+        self._checkpointer.start()
+        with self._sync_engine.connect() as conn:
+            conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            with conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
+                result = work(conn)
         self.commits += 1
         return result
 
-    def _run_sqlite_write(self, work: Callable[[Connection], T]) -> T:
-        assert self._sync_engine is not None
-        with self._file_lock(), self._sync_engine.connect() as conn:
-            conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            with conn.begin():
-                return work(conn)
-
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        self._file_lock_acquire()
-        try:
-            yield
-        finally:
-            self._file_lock_release()
-
     # Across worker processes sharing one SQLite file, writers queue on a file lock: SQLite's own
-    # busy handler sleeps in growing steps (up to 100 ms), an flock waiter wakes at once. The
-    # in-process lock (or the single writer thread) means one holder per process at a time.
-    _lock_fd: int | None = None
-
-    def _file_lock_acquire(self) -> None:
+    # busy handler sleeps in growing steps (up to 100 ms), an flock waiter wakes at once. Each
+    # holder opens its own descriptor, so the writer thread and other writers exclude each other.
+    def _lock_file(self) -> int | None:
         if self._lock_path is None:
-            return
+            return None
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        self._lock_fd = fd
+        return fd
 
-    def _file_lock_release(self) -> None:
-        if self._lock_fd is not None:
-            fd, self._lock_fd = self._lock_fd, None
-            os.close(fd)  # closing the descriptor releases the lock
+    def _try_lock_file(self) -> int | None:
+        """The lock if no one holds it, else None at once."""
+        assert self._lock_path is not None
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -114,8 +132,13 @@ class Database:
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+
+
+def _unlock_file(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _make_parent_dir(url: str) -> None:
@@ -124,7 +147,7 @@ def _make_parent_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
     # pysqlite's own transaction handling would defer BEGIN and skip it for PRAGMAs; take control so
     # that write transactions start with BEGIN IMMEDIATE and never fail mid-way on a lock upgrade.
     @event.listens_for(engine, "connect")
@@ -136,6 +159,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:  # app.wal.Checkpointer does it, off the event loop
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")

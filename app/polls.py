@@ -7,6 +7,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
@@ -87,6 +88,13 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
     }
 
 
+@dataclass(frozen=True, slots=True)
+class CachedPoll:
+    poll: Poll
+    option_ids: frozenset[str]
+    expires: float
+
+
 class PollCache:
     """Polls read on every vote, kept briefly in memory. Polls do not change once created; the
     time-to-live only bounds how long a deleted or edited poll could linger on a node."""
@@ -96,30 +104,34 @@ class PollCache:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._entries: dict[str, tuple[float, Poll]] = {}
+        self._entries: dict[str, CachedPoll] = {}
 
-    async def get(self, poll_id: str) -> Poll | None:
+    def cached(self, poll_id: str) -> CachedPoll | None:
+        """The poll if it is in memory and fresh: the hot path, with no await."""
         entry = self._entries.get(poll_id)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
+        return entry if entry is not None and entry.expires > time.monotonic() else None
+
+    async def get(self, poll_id: str) -> CachedPoll | None:
+        entry = self.cached(poll_id)
+        if entry is not None:
+            return entry
         poll = await load_poll(self.db, poll_id)
-        if poll is not None:
-            self._keep(poll)
-        return poll
+        return None if poll is None else self._keep(poll)
 
     async def prefetch(self, poll_ids: Collection[str]) -> None:
         """Loads the polls not cached yet in one go: a backlog of votes often names many cold polls."""
-        now = time.monotonic()
-        missing = [pid for pid in set(poll_ids) if (entry := self._entries.get(pid)) is None or entry[0] <= now]
+        missing = [poll_id for poll_id in set(poll_ids) if self.cached(poll_id) is None]
         if missing:
             for poll in (await load_polls(self.db, missing)).values():
                 self._keep(poll)
 
-    def _keep(self, poll: Poll) -> None:
+    def _keep(self, poll: Poll) -> CachedPoll:
         # Unknown ids are never kept, so they cannot fill the cache.
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
-        self._entries[poll.id] = (time.monotonic() + self.TTL_S, poll)
+        entry = CachedPoll(poll, frozenset(poll.option_ids()), time.monotonic() + self.TTL_S)
+        self._entries[poll.id] = entry
+        return entry
 
 
 async def create_poll(db: Database, spec: PollSpec) -> Poll:

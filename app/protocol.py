@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 SIGNING_CONTEXT = "vote/v1"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -77,6 +79,13 @@ class Ballot:
             request_hash=hashlib.sha256(public_key + signed + signature).digest(),
             ballot_hash=ballot_hash(signed, signature),
         )
+
+    def signature_verifies(self) -> bool:
+        try:
+            VerifyKey(self.public_key).verify(self.signed, self.signature)
+        except (BadSignatureError, ValueError):
+            return False
+        return True
 
 
 def _b64url_checked(text: str) -> bytes:
