@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import uvicorn
-
 from app.db import Database
 from app.migrate import upgrade
 from app.polls import ensure_demo_poll
 from app.settings import Settings, SettingsError
+from app.workers import serve
 
 # Results streams never end by themselves: past this, a shutdown stops waiting and ends them.
 GRACEFUL_SHUTDOWN_S = 3
@@ -32,11 +31,10 @@ def main() -> None:
         sys.exit(f"error: {error}")
     poll_id = asyncio.run(prepare(settings))
     print(f"Demo poll: {settings.base_url}/polls/{poll_id}", flush=True)
-    uvicorn.run(
-        "app:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=settings.port,
+    serve(
+        "127.0.0.1",
+        settings.port,
+        settings.workers,
         log_level=settings.log_level.lower(),
         # No client addresses in the logs: a vote must not be traceable to a network address.
         access_log=False,

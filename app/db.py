@@ -69,37 +69,43 @@ class Database:
     async def transact(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one write transaction, committed (to disk) before this returns.
 
-        On SQLite the transaction runs right here, on the event loop's thread: its statements
-        take tens of microseconds and its fsync well under a millisecond, while a thread of its
-        own would wait for the GIL at every call into SQLite. Only the waits that may be long
-        (another worker holding the write lock) are taken off the loop.
+        On SQLite, `work` runs right here, on the event loop's thread: its statements take tens
+        of microseconds, while on a thread of its own it would wait for the GIL at every call
+        into SQLite. What may take long is taken off the loop: waiting for another worker's
+        write lock, and the COMMIT, which waits for fsync.
         """
         if self._sync_engine is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
         async with self._write_lock or nullcontext():
             lock = self._try_lock_file()
-            if lock is None:  # another worker is committing: wait for it off the loop
+            if lock is None:  # another worker is committing
                 lock = await asyncio.to_thread(self._lock_file)
             try:
                 try:
-                    return self._transact_now(work, busy_timeout_ms=0)
+                    return await self._transact_sqlite(work, busy_timeout_ms=0)
                 except OperationalError as error:
                     if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
                         raise
-                # A writer outside this service holds SQLite's lock: wait for it off the loop.
-                return await asyncio.to_thread(self._transact_now, work, SQLITE_BUSY_TIMEOUT_MS)
+                # A writer outside this service holds SQLite's lock: wait for it, off the loop.
+                return await self._transact_sqlite(work, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
             finally:
                 _unlock_file(lock)
 
-    def _transact_now(self, work: Callable[[Connection], T], busy_timeout_ms: int) -> T:
+    async def _transact_sqlite(self, work: Callable[[Connection], T], busy_timeout_ms: int) -> T:
         assert self._sync_engine is not None
         assert self._checkpointer is not None
         self._checkpointer.start()
         with self._sync_engine.connect() as conn:
             conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            with conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
+            conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            transaction = conn.begin() if busy_timeout_ms == 0 else await asyncio.to_thread(conn.begin)
+            try:
                 result = work(conn)
+            except BaseException:
+                transaction.rollback()
+                raise
+            await asyncio.to_thread(transaction.commit)
         self.commits += 1
         return result
 

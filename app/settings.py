@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+MAX_WORKERS = 256
 
 
 class SettingsError(ValueError):
@@ -41,6 +42,8 @@ class Settings:
     """Idle time after which a results stream sends a comment line, so proxies keep it open."""
     log_level: str = "INFO"
     """Python logging level name."""
+    workers: int = 1
+    """Worker processes for `make run` / `python -m app`, each with its own listening socket."""
 
     @property
     def base_url(self) -> str:
@@ -67,6 +70,7 @@ class Settings:
                 env.get("VOTE_LIVE_HEARTBEAT_SECONDS", str(defaults.live_heartbeat_seconds))
             ),
             log_level=_log_level(env.get("VOTE_LOG_LEVEL", defaults.log_level)),
+            workers=_workers(env.get("VOTE_WORKERS", str(defaults.workers))),
         )
 
 
@@ -136,3 +140,9 @@ def _log_level(value: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise SettingsError(f"VOTE_LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
     return level
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise SettingsError(f"VOTE_WORKERS: expected a number of processes 1-{MAX_WORKERS}, got {value!r}")
+    return int(value)

@@ -2,13 +2,21 @@
 
 - `GET /noop`: returns a small dict; the ceiling of the stack.
 - `POST /verify`: decodes a vote exactly as the service does and verifies its signature; what
-  ingest would cost with no database at all.
+  ingest would cost with no database at all. The issue's baseline.
+- `POST /verify-lean`: the same, on the lean path the vote endpoint takes (a route middleware
+  that answers without Litestar's request and response objects, app/vote_path.py): what that
+  path would cost with no database at all.
 """
 
 from __future__ import annotations
 
+import gc
+
+import msgspec
 from litestar import Litestar, get, post
+from litestar.middleware import ASGIMiddleware
 from litestar.params import JSONBody
+from litestar.types import ASGIApp, Receive, Scope, Send
 from nacl.signing import VerifyKey
 
 from app.protocol import Vote
@@ -25,5 +33,35 @@ def verify(data: JSONBody[Vote]) -> dict[str, str]:
     return {"status": "verified"}
 
 
+_decode_vote = msgspec.json.Decoder(Vote).decode
+_VERIFIED = b'{"status":"verified"}'
+
+
+class LeanVerify(ASGIMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        vote = _decode_vote(body)
+        VerifyKey(vote.public_key_bytes()).verify(vote.signing_bytes(), vote.signature_bytes())
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_VERIFIED)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": _VERIFIED})
+
+
+@post("/verify-lean", sync_to_thread=False, status_code=200, middleware=[LeanVerify()])
+def verify_lean() -> None:
+    raise AssertionError("LeanVerify answers every request")
+
+
+def freeze_startup_objects() -> None:
+    # The service does the same after startup (app/factory.py): both sides get the same treatment.
+    gc.collect()
+    gc.freeze()
+
+
 def create_app() -> Litestar:
-    return Litestar([noop, verify], openapi_config=None)
+    return Litestar([noop, verify, verify_lean], openapi_config=None, on_startup=[freeze_startup_objects])

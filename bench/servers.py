@@ -1,4 +1,8 @@
-"""Starts a server for a benchmark the way a user would: uvicorn (uvloop, httptools), no access log."""
+"""Starts a server for a benchmark the way a user would: uvicorn (uvloop, httptools), no access log.
+
+The vote service runs as `make run` starts it (`python -m app`, VOTE_WORKERS processes); the
+baseline apps run under uvicorn's command line.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,21 @@ def uvicorn(
         # Open streams would otherwise hold the shutdown forever.
         "--timeout-graceful-shutdown", "1",
     ]  # fmt: skip
+    with _running(command, port, env, log, ready_path) as server:
+        yield server
+
+
+@contextmanager
+def vote_service(*, env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Server]:
+    """The vote service as `make run` starts it: `python -m app` with VOTE_WORKERS processes."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "VOTE_WORKERS": str(workers)}
+    with _running([sys.executable, "-m", "app"], port, env, log, "/readyz") as server:
+        yield server
+
+
+@contextmanager
+def _running(command: list[str], port: int, env: dict[str, str], log: Path, ready_path: str) -> Iterator[Server]:
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", port, process.pid)

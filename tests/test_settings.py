@@ -37,6 +37,8 @@ def test_postgres_url_is_accepted():
         ({"VOTE_ADMIN_TOKEN": "short"}, "VOTE_ADMIN_TOKEN"),
         ({"PORT": "http"}, "PORT"),
         ({"PORT": "70000"}, "PORT"),
+        ({"VOTE_WORKERS": "0"}, "VOTE_WORKERS"),
+        ({"VOTE_WORKERS": "two"}, "VOTE_WORKERS"),
         ({"VOTE_PUBLIC_URL": "ftp://x"}, "VOTE_PUBLIC_URL"),
         ({"VOTE_REDIS_URL": "http://x"}, "VOTE_REDIS_URL"),
         ({"VOTE_LOG_LEVEL": "LOUD"}, "VOTE_LOG_LEVEL"),
