@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from app.factory import create_app
+from typing import Any
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that a helper process (app.verify_worker) starts without the web stack.
+    if name == "create_app":
+        from app.factory import create_app
+
+        return create_app
+    raise AttributeError(name)

@@ -20,6 +20,7 @@ from app.db import Database
 from app.keys import KeyRing, ReceiptKey
 from app.protocol import Ballot, Vote
 from app.receipts import issue_receipt
+from app.verifier import SignatureVerifier
 from app.vote_rows import VoteRow, count_votes, devices_that_voted, insert_votes, stored_by_key, take_seqs
 
 MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
@@ -27,6 +28,7 @@ BATCH_WINDOW_S = 0.002  # how long a lone vote waits for company; the commit its
 PG_DEADLOCK = "40P01"
 KEY_REUSED = "This idempotency key was already used for a different vote."
 ALREADY_VOTED = "This device's key has already cast a vote in this poll."
+INVALID_SIGNATURE = "The signature does not verify against public_key."
 
 log = logging.getLogger("app.commits")
 
@@ -58,10 +60,12 @@ class GroupCommitter:
         keys: KeyRing,
         clock: Callable[[], int],
         *,
+        verifier: SignatureVerifier | None = None,
         max_votes: int = MAX_BATCH_VOTES,
         window_s: float = BATCH_WINDOW_S,
     ) -> None:
         self.db = db
+        self.verifier = verifier or SignatureVerifier()
         self.keys = keys
         self.clock = clock
         self.max_votes = max_votes
@@ -76,8 +80,9 @@ class GroupCommitter:
         self._writer: asyncio.Task[None] | None = None
 
     def enqueue(self, ballot: Ballot) -> asyncio.Future[Accepted]:
-        """Queues a verified vote whose poll checks passed; the future resolves once it (or the
-        earlier vote under its key) is committed to disk, or with the problem that stopped it."""
+        """Queues a vote whose poll checks passed; the future resolves once it (or the earlier
+        vote under its key) is committed to disk, or with the problem that stopped it (a forged
+        signature among them: signatures are verified per batch, see app/verifier.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         self._pending.append(_Pending(ballot, future))
@@ -96,6 +101,7 @@ class GroupCommitter:
         if self._writer is not None and not self._writer.done():
             await self._idle.wait()
             self._writer.cancel()
+        await self.verifier.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -148,8 +154,10 @@ class GroupCommitter:
 
     async def _write_batch(self, batch: Sequence[_Pending]) -> list[Accepted | problems.Problem]:
         ballots = [pending.ballot for pending in batch]
+        # Before the transaction: other workers commit meanwhile.
+        forged = await self.verifier.forged(ballots)
         outcomes, fresh = await self.db.transact(
-            lambda conn: write_ballots(conn, ballots, self.keys.active, self.clock)
+            lambda conn: write_ballots(conn, ballots, forged, self.keys.active, self.clock)
         )
         # transact returned: the transaction is committed (fsynced), so receipts may go out.
         for ballot in fresh:
@@ -165,28 +173,35 @@ class GroupCommitter:
 
 
 def write_ballots(
-    conn: Connection, batch: Sequence[Ballot], key: ReceiptKey, clock: Callable[[], int]
+    conn: Connection, batch: Sequence[Ballot], forged: set[int], key: ReceiptKey, clock: Callable[[], int]
 ) -> tuple[list[Accepted | problems.Problem], list[Ballot]]:
     """Decides and writes a batch inside one transaction; returns each vote's outcome and the new ones.
 
     Idempotency and the one-vote-per-device rule are checked here, against committed rows and
-    within the batch, so each vote gets exactly the answer it would have had alone. Signatures
-    were verified before the votes were queued.
+    within the batch, so each vote gets exactly the answer it would have had alone. A forged
+    vote (its position is in `forged`) is refused, unless its key names another vote: then the
+    key's reuse is the answer, as for any other refused vote.
     """
     outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
     fresh: list[tuple[int, Ballot]] = []
-    stored = stored_by_key(conn, [b.vote.idempotency_key for b in batch])
+    # Devices first, keys second: on PostgreSQL each statement sees what was committed when it
+    # started, so a rival commit landing between the two shows its key (a replay, which takes
+    # precedence) rather than only its device (which would wrongly say "already voted").
     voted = devices_that_voted(conn, [(b.vote.poll_id, b.public_key) for b in batch])
+    stored = stored_by_key(conn, [b.vote.idempotency_key for b in batch])
     for index, ballot in enumerate(batch):
         vote = ballot.vote
         device = (vote.poll_id, ballot.public_key)
         if vote.idempotency_key in stored:
+            # A forged vote never matches a stored hash: that vote's signature was verified.
             request_hash, receipt = stored[vote.idempotency_key]
             outcomes[index] = (
                 Accepted(receipt=receipt, created=False)
                 if request_hash == ballot.request_hash
                 else problems.IdempotencyKeyReused(KEY_REUSED)
             )
+        elif index in forged:
+            outcomes[index] = problems.InvalidSignature(INVALID_SIGNATURE)
         elif device in voted:
             outcomes[index] = problems.AlreadyVoted(ALREADY_VOTED)
         else:

@@ -98,12 +98,11 @@ class VoteService:
         return await self.committer.commit(ballot)
 
     def _problem(self, ballot: Ballot, poll: CachedPoll | None) -> problems.Problem | None:
-        """What is wrong with the vote for its poll, if anything."""
+        """What is wrong with the vote for its poll, if anything. The signature is checked with
+        its batch, at commit (app/verifier.py)."""
         vote = ballot.vote
         if poll is None:
             return problems.PollNotFound(f"There is no poll {vote.poll_id!r}.")
-        if not ballot.signature_verifies():
-            return problems.InvalidSignature("The signature does not verify against public_key.")
         if vote.option_id not in poll.option_ids:
             return problems.UnknownOption(f"Poll {vote.poll_id!r} has no option {vote.option_id!r}.")
         now = self.clock()

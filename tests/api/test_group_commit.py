@@ -82,3 +82,17 @@ async def test_failing_listener_does_not_turn_a_committed_vote_into_an_error(cli
     response = await send_vote(client, Voter().vote(poll["id"], "yes"))
     assert response.status_code == 201
     assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 1
+
+
+async def test_forged_votes_in_a_shared_commit_are_refused_and_only_they(client, poll):
+    votes = [Voter().vote(poll["id"], "yes") for _ in range(20)]
+    forged = {3, 9, 15}
+    for index in forged:
+        votes[index]["signature"] = Voter().vote(poll["id"], "yes")["signature"]
+    for _ in range(2):  # the second round finds the signature helper process started
+        responses = await asyncio.gather(*(send_vote(client, v) for v in votes))
+        refused = {i for i, r in enumerate(responses) if r.status_code == 422}
+        assert refused == forged
+        assert {responses[i].json()["type"] for i in forged} == {"/problems/invalid-signature"}
+        votes = [Voter().vote(poll["id"], "no") if i not in forged else v for i, v in enumerate(votes)]
+    assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 2 * (20 - len(forged))
