@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import problems
 from app.protocol import Receipt, Vote
-from app.votes import VoteService
+from app.votes import Accepted, VoteService
 
 MAX_BATCH_VOTES = 100
 MAX_BATCH_BODY_BYTES = 128 * 1024  # 100 votes of ~500 bytes, with room for whitespace
@@ -51,24 +51,34 @@ async def submit_batch(votes: VoteService, request: BatchRequest) -> bytes:
     await votes.polls.prefetch(
         {raw["poll_id"] for raw in request.votes if isinstance(raw, dict) and isinstance(raw.get("poll_id"), str)}
     )
-    # Concurrently, so that the whole batch shares one group commit.
-    items = await asyncio.gather(*(_submit_one(votes, raw) for raw in request.votes))
-    return msgspec.json.encode(_BatchResponse(results=list(items)))
+    # All started before any is awaited, so that the whole batch shares one group commit.
+    started = [_start_one(votes, raw) for raw in request.votes]
+    pending = [item for item in started if isinstance(item, asyncio.Future)]
+    if pending:
+        # Shielded as a whole: a client that hangs up must not cancel commits others wait on.
+        await asyncio.shield(asyncio.wait(pending))
+    items = [item if isinstance(item, BatchItem) else _item(item) for item in started]
+    return msgspec.json.encode(_BatchResponse(results=items))
 
 
-async def _submit_one(votes: VoteService, raw: Any) -> BatchItem:
+def _start_one(votes: VoteService, raw: Any) -> BatchItem | asyncio.Future[Accepted]:
     try:
-        vote = msgspec.convert(raw, Vote)
+        return votes.start(msgspec.convert(raw, Vote))
     except msgspec.ValidationError as error:
         return _problem_item(problems.InvalidVote(str(error)))
-    try:
-        accepted = await votes.submit(vote)
-    except problems.Problem as problem:
-        return _problem_item(problem)
-    except (DBAPIError, OSError) as error:
+
+
+def _item(outcome: asyncio.Future[Accepted]) -> BatchItem:
+    error = outcome.exception()
+    if error is None:
+        accepted = outcome.result()
+        return BatchItem(status=201 if accepted.created else 200, receipt=msgspec.Raw(accepted.receipt))
+    if isinstance(error, problems.Problem):
+        return _problem_item(error)
+    if isinstance(error, DBAPIError | OSError):
         log.warning("database unavailable for a batched vote: %s", error)
         return _problem_item(problems.ServiceUnavailable("The database is unavailable; retry this vote."))
-    return BatchItem(status=201 if accepted.created else 200, receipt=msgspec.Raw(accepted.receipt))
+    raise error
 
 
 def _problem_item(problem: problems.Problem) -> BatchItem:

@@ -46,6 +46,14 @@ class _Pending:
     future: asyncio.Future[Accepted]
 
 
+@dataclass(slots=True)
+class _Checked:
+    """A batch taken from the queue, and the check of its signatures (running or done)."""
+
+    batch: list[_Pending]
+    forged: asyncio.Future[set[int]]
+
+
 class GroupCommitter:
     """Votes queue here; one task on the event loop commits them in batches.
 
@@ -105,22 +113,39 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        checked: _Checked | None = None
         while True:
-            if not self._pending:
-                self._idle.set()
-                self._wakeup = loop.create_future()
-                await self._wakeup
-                # A vote that finds the writer idle waits briefly for company. Votes that arrive
-                # during a commit have waited already: they go in the next one at once.
-                if self.window_s > 0 and len(self._pending) < self.max_votes:
-                    await asyncio.sleep(self.window_s)
-            batch = self._pending[: self.max_votes]
-            del self._pending[: self.max_votes]
-            await self._write(batch)
+            if checked is None:
+                if not self._pending:
+                    self._idle.set()
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    # A vote that finds the writer idle waits briefly for company. Votes that
+                    # arrive during a commit have waited already: they go in the next one at once.
+                    if self.window_s > 0 and len(self._pending) < self.max_votes:
+                        await asyncio.sleep(self.window_s)
+                checked = self._check_next()
+            batch = checked.batch
+            try:
+                forged = await checked.forged
+            except Exception as error:  # verifier.forged falls back by itself; this is a bug
+                _fail(batch, error)
+                checked = None
+                continue
+            # A pipeline: the next batch's signatures are checked (in the helper process) while
+            # this one is written and committed.
+            checked = self._check_next() if self._pending else None
+            await self._write(batch, forged)
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    def _check_next(self) -> _Checked:
+        batch = self._pending[: self.max_votes]
+        del self._pending[: self.max_votes]
+        forged = asyncio.ensure_future(self.verifier.forged([pending.ballot for pending in batch]))
+        return _Checked(batch, forged)
+
+    async def _write(self, batch: list[_Pending], forged: set[int]) -> None:
         try:
-            outcomes = await self._write_batch(batch)
+            outcomes = await self._write_batch(batch, forged)
         except (IntegrityError, DBAPIError) as error:
             if not _is_race(error):
                 _fail(batch, error)
@@ -128,7 +153,7 @@ class GroupCommitter:
             # Another worker or node committed a conflicting vote meanwhile: redo one by one, so
             # that each vote sees the committed rows and gets its own answer.
             log.info("batch of %d votes raced a concurrent commit; retrying one by one", len(batch))
-            outcomes = [await self._write_alone(pending) for pending in batch]
+            outcomes = [await self._write_alone(pending, index in forged) for index, pending in enumerate(batch)]
         except Exception as error:  # the database is down or broken: nothing was receipted
             _fail(batch, error)
             return
@@ -140,10 +165,10 @@ class GroupCommitter:
             else:
                 pending.future.set_result(outcome)
 
-    async def _write_alone(self, pending: _Pending) -> Accepted | BaseException:
+    async def _write_alone(self, pending: _Pending, forged: bool) -> Accepted | BaseException:
         for _ in range(2):
             try:
-                return (await self._write_batch([pending]))[0]
+                return (await self._write_batch([pending], {0} if forged else set()))[0]
             except (IntegrityError, DBAPIError) as error:
                 if not _is_race(error):
                     return error
@@ -152,10 +177,8 @@ class GroupCommitter:
                 return error
         return last
 
-    async def _write_batch(self, batch: Sequence[_Pending]) -> list[Accepted | problems.Problem]:
+    async def _write_batch(self, batch: Sequence[_Pending], forged: set[int]) -> list[Accepted | problems.Problem]:
         ballots = [pending.ballot for pending in batch]
-        # Before the transaction: other workers commit meanwhile.
-        forged = await self.verifier.forged(ballots)
         outcomes, fresh = await self.db.transact(
             lambda conn: write_ballots(conn, ballots, forged, self.keys.active, self.clock)
         )

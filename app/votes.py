@@ -28,6 +28,24 @@ class _Flight:
     outcome: asyncio.Future[Accepted]
 
 
+def _as_replay(outcome: asyncio.Future[Accepted]) -> asyncio.Future[Accepted]:
+    """What a request joining another's attempt gets: the same receipt, as a replay (200)."""
+    replay: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Accepted]) -> None:
+        if replay.done():
+            return
+        if done.cancelled():
+            replay.cancel()
+        elif (error := done.exception()) is not None:
+            replay.set_exception(error)
+        else:
+            replay.set_result(Accepted(receipt=done.result().receipt, created=False))
+
+    outcome.add_done_callback(settle)
+    return replay
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -58,14 +76,23 @@ class VoteService:
 
     async def submit(self, vote: Vote) -> Accepted:
         """Identical concurrent requests share one attempt; a different body under a busy key is refused."""
+        # Shielded: a client that hangs up must not cancel a commit others wait on.
+        return await asyncio.shield(self.start(vote))
+
+    def start(self, vote: Vote) -> asyncio.Future[Accepted]:
+        """Starts accepting a vote; the future resolves with its answer or its problem.
+
+        For callers that wait on many votes at once (the batch endpoint): no task per vote.
+        """
         ballot = Ballot.of(vote)
         key = vote.idempotency_key
         flight = self._in_flight.get(key)
         if flight is not None:
             if flight.request_hash != ballot.request_hash:
-                raise problems.RequestInFlight(headers={"Retry-After": "1"})
-            accepted = await asyncio.shield(flight.outcome)
-            return Accepted(receipt=accepted.receipt, created=False)
+                refused: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+                refused.set_exception(problems.RequestInFlight(headers={"Retry-After": "1"}))
+                return refused
+            return _as_replay(flight.outcome)
         poll = self.polls.cached(vote.poll_id)
         outcome: asyncio.Future[Accepted]
         if poll is not None and self._problem(ballot, poll) is None:
@@ -76,8 +103,7 @@ class VoteService:
             outcome = asyncio.ensure_future(self._accept(ballot))
         self._in_flight[key] = _Flight(ballot.request_hash, outcome)
         outcome.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        # Shielded: a client that hangs up must not cancel a commit others wait on.
-        return await asyncio.shield(outcome)
+        return outcome
 
     def in_flight(self, idempotency_key: str) -> bool:
         return idempotency_key in self._in_flight
