@@ -16,11 +16,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import problems
-from app.db import Database
-from app.keys import KeyRing, ReceiptKey
+from app.crypto_helper import CryptoHelper
+from app.db import Database, RunInTransaction
+from app.keys import KeyRing
 from app.protocol import Ballot, Vote
-from app.receipts import issue_receipt
-from app.verifier import SignatureVerifier
+from app.receipts import receipt_payload, signed_receipt
 from app.vote_rows import VoteRow, count_votes, devices_that_voted, insert_votes, stored_by_key, take_seqs
 
 MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
@@ -68,12 +68,12 @@ class GroupCommitter:
         keys: KeyRing,
         clock: Callable[[], int],
         *,
-        verifier: SignatureVerifier | None = None,
+        crypto: CryptoHelper | None = None,
         max_votes: int = MAX_BATCH_VOTES,
         window_s: float = BATCH_WINDOW_S,
     ) -> None:
         self.db = db
-        self.verifier = verifier or SignatureVerifier()
+        self.crypto = crypto or CryptoHelper()
         self.keys = keys
         self.clock = clock
         self.max_votes = max_votes
@@ -90,7 +90,7 @@ class GroupCommitter:
     def enqueue(self, ballot: Ballot) -> asyncio.Future[Accepted]:
         """Queues a vote whose poll checks passed; the future resolves once it (or the earlier
         vote under its key) is committed to disk, or with the problem that stopped it (a forged
-        signature among them: signatures are verified per batch, see app/verifier.py)."""
+        signature among them: signatures are verified per batch, see app/crypto_helper.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         self._pending.append(_Pending(ballot, future))
@@ -109,7 +109,7 @@ class GroupCommitter:
         if self._writer is not None and not self._writer.done():
             await self._idle.wait()
             self._writer.cancel()
-        await self.verifier.close()
+        await self.crypto.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,7 +128,7 @@ class GroupCommitter:
             batch = checked.batch
             try:
                 forged = await checked.forged
-            except Exception as error:  # verifier.forged falls back by itself; this is a bug
+            except Exception as error:  # crypto.forged falls back by itself; this is a bug
                 _fail(batch, error)
                 checked = None
                 continue
@@ -140,7 +140,7 @@ class GroupCommitter:
     def _check_next(self) -> _Checked:
         batch = self._pending[: self.max_votes]
         del self._pending[: self.max_votes]
-        forged = asyncio.ensure_future(self.verifier.forged([pending.ballot for pending in batch]))
+        forged = asyncio.ensure_future(self.crypto.forged([pending.ballot for pending in batch]))
         return _Checked(batch, forged)
 
     async def _write(self, batch: list[_Pending], forged: set[int]) -> None:
@@ -179,11 +179,19 @@ class GroupCommitter:
 
     async def _write_batch(self, batch: Sequence[_Pending], forged: set[int]) -> list[Accepted | problems.Problem]:
         ballots = [pending.ballot for pending in batch]
-        outcomes, fresh = await self.db.transact(
-            lambda conn: write_ballots(conn, ballots, forged, self.keys.active, self.clock)
-        )
+        key = self.keys.active
+
+        async def work(run: RunInTransaction) -> tuple[list[Accepted | problems.Problem], Decision]:
+            decision = await run(lambda conn: decide_ballots(conn, ballots, forged, self.clock))
+            payloads = receipt_payloads(decision, key.kid)
+            # Signed while the transaction is open (in the helper process for a large batch),
+            # so that each receipt is stored with its vote.
+            signatures = await self.crypto.sign(key, payloads)
+            return await run(lambda conn: store_ballots(conn, decision, key.kid, payloads, signatures)), decision
+
+        outcomes, decision = await self.db.transact(work)
         # transact returned: the transaction is committed (fsynced), so receipts may go out.
-        for ballot in fresh:
+        for _, ballot in decision.fresh:
             self._tell_listeners(ballot.vote)
         return outcomes
 
@@ -195,10 +203,19 @@ class GroupCommitter:
                 log.exception("on_accepted listener failed")
 
 
-def write_ballots(
-    conn: Connection, batch: Sequence[Ballot], forged: set[int], key: ReceiptKey, clock: Callable[[], int]
-) -> tuple[list[Accepted | problems.Problem], list[Ballot]]:
-    """Decides and writes a batch inside one transaction; returns each vote's outcome and the new ones.
+@dataclass(slots=True)
+class Decision:
+    """What a batch's transaction decided before its receipts are signed."""
+
+    outcomes: list[Accepted | problems.Problem | None]
+    fresh: list[tuple[int, Ballot]]
+    """The new votes, with their positions in the batch."""
+    seqs: list[int]
+    accepted_at: int
+
+
+def decide_ballots(conn: Connection, batch: Sequence[Ballot], forged: set[int], clock: Callable[[], int]) -> Decision:
+    """Decides each vote of a batch inside its transaction, and reserves the new ones' positions.
 
     Idempotency and the one-vote-per-device rule are checked here, against committed rows and
     within the batch, so each vote gets exactly the answer it would have had alone. A forged
@@ -230,17 +247,32 @@ def write_ballots(
         else:
             voted.add(device)
             fresh.append((index, ballot))
-    if fresh:
-        accepted_at = clock()
-        seqs = take_seqs(conn, [b.vote.poll_id for _, b in fresh])
-        rows = []
-        for (index, ballot), seq in zip(fresh, seqs, strict=True):
-            receipt = issue_receipt(key, ballot.vote, seq, accepted_at, ballot.ballot_hash)
-            rows.append(_row(ballot, seq, accepted_at, receipt))
-            outcomes[index] = Accepted(receipt=receipt, created=True)
+    seqs = take_seqs(conn, [b.vote.poll_id for _, b in fresh]) if fresh else []
+    return Decision(outcomes, fresh, seqs, clock())
+
+
+def receipt_payloads(decision: Decision, kid: str) -> list[bytes]:
+    return [
+        receipt_payload(kid, ballot.vote, seq, decision.accepted_at, ballot.ballot_hash)
+        for (_, ballot), seq in zip(decision.fresh, decision.seqs, strict=True)
+    ]
+
+
+def store_ballots(
+    conn: Connection, decision: Decision, kid: str, payloads: list[bytes], signatures: list[bytes]
+) -> list[Accepted | problems.Problem]:
+    """Writes the new votes with their receipts, in the transaction that decided them."""
+    rows = []
+    for (index, ballot), seq, payload, signature in zip(
+        decision.fresh, decision.seqs, payloads, signatures, strict=True
+    ):
+        receipt = signed_receipt(kid, payload, signature)
+        rows.append(_row(ballot, seq, decision.accepted_at, receipt))
+        decision.outcomes[index] = Accepted(receipt=receipt, created=True)
+    if rows:
         insert_votes(conn, rows)
-        count_votes(conn, [b.vote for _, b in fresh])
-    return outcomes, [b for _, b in fresh]  # type: ignore[return-value]  # every slot was filled
+        count_votes(conn, [ballot.vote for _, ballot in decision.fresh])
+    return decision.outcomes  # type: ignore[return-value]  # every slot is filled now
 
 
 def _is_race(error: DBAPIError) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +21,8 @@ from app.wal import Checkpointer
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
 
 T = TypeVar("T")
+RunInTransaction = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+"""Calls a function with the transaction's connection (inside Database.transact)."""
 
 
 class Database:
@@ -66,17 +68,18 @@ class Database:
             finally:
                 _unlock_file(lock)
 
-    async def transact(self, work: Callable[[Connection], T]) -> T:
+    async def transact(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> T:
         """Runs `work` in one write transaction, committed (to disk) before this returns.
 
-        On SQLite, `work` runs right here, on the event loop's thread: its statements take tens
-        of microseconds, while on a thread of its own it would wait for the GIL at every call
-        into SQLite. What may take long is taken off the loop: waiting for another worker's
-        write lock, and the COMMIT, which waits for fsync.
+        `work` gets a `run(fn)` that calls `fn(connection)` inside the transaction, and may await
+        other things in between. On SQLite, `fn` runs right here, on the event loop's thread:
+        its statements take tens of microseconds, while on a thread of its own it would wait for
+        the GIL at every call into SQLite. What may take long is taken off the loop: waiting for
+        another worker's write lock, and the COMMIT, which waits for fsync.
         """
         if self._sync_engine is None:
             async with self.write() as conn:
-                return await conn.run_sync(work)
+                return await work(conn.run_sync)
         async with self._write_lock or nullcontext():
             lock = self._try_lock_file()
             if lock is None:  # another worker is committing
@@ -92,7 +95,7 @@ class Database:
             finally:
                 _unlock_file(lock)
 
-    async def _transact_sqlite(self, work: Callable[[Connection], T], busy_timeout_ms: int) -> T:
+    async def _transact_sqlite(self, work: Callable[[RunInTransaction], Awaitable[T]], busy_timeout_ms: int) -> T:
         assert self._sync_engine is not None
         assert self._checkpointer is not None
         self._checkpointer.start()
@@ -100,8 +103,12 @@ class Database:
             conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             transaction = conn.begin() if busy_timeout_ms == 0 else await asyncio.to_thread(conn.begin)
+
+            async def run(fn: Callable[[Connection], Any]) -> Any:
+                return fn(conn)
+
             try:
-                result = work(conn)
+                result = await work(run)
             except BaseException:
                 transaction.rollback()
                 raise

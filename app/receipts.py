@@ -10,16 +10,24 @@ from app.protocol import Receipt, ReceiptPayload, Vote, b64encode
 
 def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int, ballot_hash: str | None = None) -> bytes:
     """The exact response body: stored with the vote so every retry gets the same bytes."""
-    payload = msgspec.json.encode(
+    payload = receipt_payload(key.kid, vote, seq, accepted_at, ballot_hash or vote.ballot_hash())
+    return signed_receipt(key.kid, payload, key.sign(payload))
+
+
+def receipt_payload(kid: str, vote: Vote, seq: int, accepted_at: int, ballot_hash: str) -> bytes:
+    """The bytes the service signs (group commits sign them in batches, app/crypto_helper.py)."""
+    return msgspec.json.encode(
         ReceiptPayload(
-            kid=key.kid,
+            kid=kid,
             poll_id=vote.poll_id,
             vote_id=vote.vote_id,
             idempotency_key=vote.idempotency_key,
-            ballot_hash=ballot_hash or vote.ballot_hash(),
+            ballot_hash=ballot_hash,
             seq=seq,
             accepted_at=accepted_at,
         )
     )
-    receipt = Receipt(kid=key.kid, payload=b64encode(payload), signature=b64encode(key.sign(payload)))
-    return msgspec.json.encode(receipt)
+
+
+def signed_receipt(kid: str, payload: bytes, signature: bytes) -> bytes:
+    return msgspec.json.encode(Receipt(kid=kid, payload=b64encode(payload), signature=b64encode(signature)))

@@ -125,7 +125,7 @@ class VoteService:
 
     def _problem(self, ballot: Ballot, poll: CachedPoll | None) -> problems.Problem | None:
         """What is wrong with the vote for its poll, if anything. The signature is checked with
-        its batch, at commit (app/verifier.py)."""
+        its batch, at commit (app/crypto_helper.py)."""
         vote = ballot.vote
         if poll is None:
             return problems.PollNotFound(f"There is no poll {vote.poll_id!r}.")

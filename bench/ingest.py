@@ -44,7 +44,7 @@ BATCH_SIZE = 100
 WARM_UP_S = 1
 # Enough fresh votes that a run never wraps around to replays (which cost less than new votes).
 SINGLE_VOTES_PER_S = 6_000
-BATCH_VOTES_PER_S = 12_000
+BATCH_VOTES_PER_S = 16_000
 
 
 @dataclass

@@ -20,7 +20,9 @@ def in_database_file(path: Path) -> bool:
 async def test_group_commit_connections_leave_checkpoints_to_the_checkpointer(tmp_path):
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}")
     try:
-        autocheckpoint = await db.transact(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+        autocheckpoint = await db.transact(
+            lambda run: run(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+        )
         assert autocheckpoint == 0
     finally:
         await db.dispose()

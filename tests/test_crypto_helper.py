@@ -1,0 +1,61 @@
+"""The crypto helper process gives exactly the answers the service would compute itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import msgspec
+import pytest
+from nacl.signing import SigningKey
+
+from app.crypto_helper import CryptoHelper, forged_here
+from app.keys import ReceiptKey
+from app.protocol import Ballot, Vote
+from tests.helpers import Voter
+
+FORGED = {2, 7, 11}
+
+
+def ballots(count: int, forged: set[int]) -> list[Ballot]:
+    result = []
+    for index in range(count):
+        vote = Voter().vote("poll", "yes")
+        if index in forged:
+            vote = {**vote, "signature": Voter().vote("poll", "yes")["signature"]}  # signed by someone else
+        result.append(Ballot.of(msgspec.convert(vote, Vote)))
+    return result
+
+
+@pytest.fixture
+async def helper():
+    helper = CryptoHelper(min_remote_batch=4)
+    await helper.start()
+    yield helper
+    await helper.close()
+
+
+async def test_helper_finds_exactly_the_forged_signatures(helper):
+    batch = ballots(16, FORGED)
+    assert await helper.forged(batch) == FORGED == forged_here(batch)
+    assert await helper.forged(batch[:3]) == {2}  # below the threshold: checked in the service
+
+
+async def test_a_dead_helper_costs_no_answer_and_is_replaced(helper):
+    batch = ballots(16, FORGED)
+    first = helper.helper_pid
+    os.kill(first, signal.SIGKILL)
+    assert await helper.forged(batch) == FORGED  # checked in the service this time
+    assert await helper.forged(batch) == FORGED  # and while the next helper starts
+    await helper.start()
+    assert helper.helper_pid not in (None, first)
+    assert await helper.forged(batch) == FORGED
+
+
+async def test_helper_signs_receipts_exactly_as_the_service_would(helper):
+    key = ReceiptKey(kid="k1", signing_key=SigningKey.generate())
+    payloads = [f"receipt payload {i}".encode() for i in range(12)]
+    signatures = await helper.sign(key, payloads)
+    assert signatures == [key.sign(p) for p in payloads]  # Ed25519 signatures are deterministic
+    for payload, signature in zip(payloads, signatures, strict=True):
+        key.signing_key.verify_key.verify(payload, signature)
