@@ -29,7 +29,7 @@ def ballots(count: int, forged: set[int]) -> list[Ballot]:
 
 @pytest.fixture
 async def helper():
-    helper = CryptoHelper(min_remote_batch=4)
+    helper = CryptoHelper(min_remote_batch=4, min_remote_sign=4)
     await helper.start()
     yield helper
     await helper.close()
