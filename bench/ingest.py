@@ -22,12 +22,14 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -56,6 +58,8 @@ class Figure:
     p99_ms: float
     statuses: dict[str, int]
     errors: int
+    rounds: list[int] = field(default_factory=list)
+    """Each round's throughput, when this figure is a median of rounds."""
 
 
 def sign_votes(poll_id: str, option_ids: list[str], count: int) -> list[dict]:
@@ -180,19 +184,21 @@ def measure_service(
         warm = sign_votes(poll_id, option_ids, SINGLE_VOTES_PER_S * WARM_UP_S * workers)
         warm_up(base, single_vote_requests(work / "warm.tsv", warm), connections)
         votes = sign_votes(poll_id, option_ids, SINGLE_VOTES_PER_S * duration * workers)
+        before = total_counted(base, poll_id)  # the warm-up's votes
         single = run_wrk(f"single vote, {label}", base, single_vote_requests(work / "single.tsv", votes), duration,
                          connections, 1)  # fmt: skip
         figures.append(single)
-        counted[single.name] = total_counted(base, poll_id)
+        counted[single.name] = total_counted(base, poll_id) - before
         if batch:
             poll_id, option_ids = create_poll(base)
             warm = sign_votes(poll_id, option_ids, BATCH_VOTES_PER_S * WARM_UP_S)
             warm_up(base, batch_requests(work / "warm-batch.tsv", warm), max(4, connections // 16))
             votes = sign_votes(poll_id, option_ids, BATCH_VOTES_PER_S * duration)
+            before = total_counted(base, poll_id)
             batched = run_wrk(f"batch of {BATCH_SIZE}, {label}", base, batch_requests(work / "batch.tsv", votes),
                               duration, max(4, connections // 16), BATCH_SIZE)  # fmt: skip
             figures.append(batched)
-            counted[batched.name] = total_counted(base, poll_id)
+            counted[batched.name] = total_counted(base, poll_id) - before
     return figures, counted
 
 
@@ -200,15 +206,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="measure everything this many times; report medians")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is missing; `make bench` installs Debian's wrk (apt-get install wrk)")
 
     work = Path(tempfile.mkdtemp(prefix="vote-bench-"))
-    figures: list[Figure] = []
-    counted: dict[str, int] = {}
     print("signature verification on one core: measuring…", flush=True)
     verifies = verify_rate()
+    rounds: list[list[Figure]] = []
+    counted: dict[str, int] = {}
+    for number in range(1, args.rounds + 1):
+        print(f"round {number} of {args.rounds}…", flush=True)
+        figures, round_counted = one_round(work / f"round{number}", args)
+        rounds.append(figures)
+        for name, total in round_counted.items():
+            counted[name] = counted.get(name, 0) + total
+    # Medians over the rounds: these machines are noisy, and a round is a few seconds per figure.
+    medians = [median_figure([figures[i] for figures in rounds]) for i in range(len(rounds[0]))]
+    report(medians, counted, verifies, args)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def one_round(work: Path, args: argparse.Namespace) -> tuple[list[Figure], dict[str, int]]:
+    work.mkdir(parents=True)
+    figures: list[Figure] = []
+    counted: dict[str, int] = {}
     with uvicorn("bench.baseline_app:create_app", env={}, log=work / "baseline.log", ready_path="/noop") as server:
         base = server.base_url
         noop = write_requests(work / "noop.tsv", [("GET", "/noop", "")])
@@ -231,8 +254,23 @@ def main() -> None:
                                              args.connections, batch)  # fmt: skip
         figures += more
         counted |= more_counted
-    report(figures, counted, verifies, args)
-    shutil.rmtree(work, ignore_errors=True)
+    return figures, counted
+
+
+def median_figure(figures: list[Figure]) -> Figure:
+    statuses: Counter[str] = Counter()
+    for figure in figures:
+        statuses.update(figure.statuses)
+    return Figure(
+        name=figures[0].name,
+        requests_per_s=statistics.median(f.requests_per_s for f in figures),
+        votes_per_s=statistics.median(f.votes_per_s for f in figures),
+        p50_ms=statistics.median(f.p50_ms for f in figures),
+        p99_ms=statistics.median(f.p99_ms for f in figures),
+        statuses=dict(statuses),
+        errors=sum(f.errors for f in figures),
+        rounds=[round(f.votes_per_s or f.requests_per_s) for f in figures],
+    )
 
 
 def fresh_pg_database(base_url: str, name: str) -> str:
@@ -259,10 +297,11 @@ def fresh_pg_database(base_url: str, name: str) -> str:
 def report(figures: list[Figure], counted: dict[str, int], verifies: float, args: argparse.Namespace) -> None:
     by_name = {f.name: f for f in figures}
     print()
-    print(f"{'measurement':<34}{'req/s':>10}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}  statuses")
+    print(f"medians of {args.rounds} rounds of {args.duration} s each")
+    print(f"{'measurement':<34}{'req/s':>10}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}  each round, /s")
     for f in figures:
         print(f"{f.name:<34}{f.requests_per_s:>10.0f}{f.votes_per_s:>10.0f}{f.p50_ms:>9.1f}{f.p99_ms:>9.1f}  "
-              f"{f.statuses}{f' errors={f.errors}' if f.errors else ''}")  # fmt: skip
+              f"{f.rounds}{f' errors={f.errors}' if f.errors else ''}")  # fmt: skip
     print(f"{'signature verification, 1 core':<34}{'':>10}{verifies:>10.0f}")
     single = by_name["single vote, SQLite, 1 worker"]
     verify = by_name["decode + verify only"]
@@ -293,7 +332,8 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
         answered = (
             figure.statuses.get("200", 0) * BATCH_SIZE if name.startswith("batch") else figure.statuses.get("201", 0)
         )
-        print(f"counted by the service after '{name}': {total} (votes answered within the run: {answered})")
+        # Votes still in flight when wrk stops are counted too, but not answered within the run.
+        print(f"counted by the service during '{name}': {total} (answered within the run: {answered})")
     RESULTS.write_text(
         json.dumps(
             {
@@ -304,6 +344,7 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
                     "platform": platform.platform(),
                 },
                 "duration_s": args.duration,
+                "rounds": args.rounds,
                 "connections": args.connections,
                 "signature_verifications_per_s_one_core": round(verifies),
                 "figures": [asdict(f) for f in figures],

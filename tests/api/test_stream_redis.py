@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import Voter, send_vote
-from tests.service_process import ROOT, ServiceProcess
+from tests.service_process import ServiceProcess
 from tests.sse import EventStream, counts, open_stream
 
 REDIS_URL_ENV = "VOTE_TEST_REDIS_URL"
@@ -26,20 +24,6 @@ MAX_STREAMS = 64  # connections opened until both workers serve some; the kernel
 pytestmark = pytest.mark.skipif(
     not os.environ.get(REDIS_URL_ENV), reason=f"Redis fan-out tests need {REDIS_URL_ENV} (.ci/run sets it)"
 )
-
-
-class UvicornWorkers(ServiceProcess):
-    """The service as `uvicorn app:create_app --factory --workers N`, as the README runs it on a node."""
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", str(WORKERS), "--no-access-log", "--timeout-graceful-shutdown", "3",
-        ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_until_ready()
 
 
 @pytest.fixture
@@ -58,9 +42,14 @@ async def redis() -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def workers(tmp_path: Path, prefix: str) -> Iterator[UvicornWorkers]:
-    env = {"VOTE_REDIS_URL": os.environ[REDIS_URL_ENV], "VOTE_REDIS_CHANNEL_PREFIX": prefix}
-    process = UvicornWorkers(tmp_path / "service", env=env)
+def workers(tmp_path: Path, prefix: str) -> Iterator[ServiceProcess]:
+    """The service as the README runs it on a node: `python -m app` with several workers."""
+    env = {
+        "VOTE_REDIS_URL": os.environ[REDIS_URL_ENV],
+        "VOTE_REDIS_CHANNEL_PREFIX": prefix,
+        "VOTE_WORKERS": str(WORKERS),
+    }
+    process = ServiceProcess(tmp_path / "service", env=env)
     process.start()
     try:
         yield process
@@ -68,7 +57,7 @@ def workers(tmp_path: Path, prefix: str) -> Iterator[UvicornWorkers]:
         process.stop()
 
 
-def server_pid_of(connection_port: int, server: UvicornWorkers) -> int:
+def server_pid_of(connection_port: int, server: ServiceProcess) -> int:
     """The worker process holding the server side of the loopback connection from `connection_port`."""
     assert server.process is not None
     inode = _server_socket_inode(server.port, connection_port)
