@@ -118,9 +118,8 @@ class CryptoHelper:
 
     async def _exchange(self, request: list, expected_bytes: int) -> bytes:
         helper = self._helper
-        assert helper is not None
-        assert helper.stdin is not None
-        assert helper.stdout is not None
+        if helper is None or helper.stdin is None or helper.stdout is None:
+            raise EOFError("the helper was stopped meanwhile")  # another request saw it fail
         payload = _encode(request)
         async with self._lock:  # one request on the pipe at a time: answers come in order
             helper.stdin.write(len(payload).to_bytes(4, "big") + payload)

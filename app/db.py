@@ -83,7 +83,7 @@ class Database:
         async with self._write_lock or nullcontext():
             lock = self._try_lock_file()
             if lock is None:  # another worker is committing
-                lock = await asyncio.to_thread(self._lock_file)
+                lock = await _finish_even_if_cancelled(self._lock_file, on_cancel=_unlock_file)
             try:
                 try:
                     return await self._transact_sqlite(work, busy_timeout_ms=0)
@@ -112,7 +112,8 @@ class Database:
             except BaseException:
                 transaction.rollback()
                 raise
-            await asyncio.to_thread(transaction.commit)
+            # The connection must not be closed under a COMMIT still running on its thread.
+            await _finish_even_if_cancelled(transaction.commit)
         self.commits += 1
         return result
 
@@ -147,6 +148,19 @@ class Database:
             self._sync_engine.dispose()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
+
+
+async def _finish_even_if_cancelled(blocking: Callable[[], T], on_cancel: Callable[[T], None] | None = None) -> T:
+    """Runs `blocking` on a thread; if the caller is cancelled meanwhile, it still waits for the
+    thread to finish (and hands its result to `on_cancel`) before the cancellation goes on."""
+    running = asyncio.ensure_future(asyncio.to_thread(blocking))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        if on_cancel is not None and not running.cancelled() and running.exception() is None:
+            on_cancel(running.result())
+        raise
 
 
 def _unlock_file(fd: int | None) -> None:
