@@ -42,12 +42,23 @@ def stored_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[byte
 
 
 def devices_that_voted(conn: Connection, devices: Sequence[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
+    marks = _Marks(conn)
+    if marks.numbered:
+        # PostgreSQL: one probe of the (poll_id, public_key) index per device. With `poll_id = …
+        # AND public_key IN (…)` the planner, on statistics left behind by a fast-growing poll,
+        # scans the whole poll instead (6 ms at 18,000 votes and growing, against 1 ms).
+        rows = conn.exec_driver_sql(
+            "SELECT d.poll_id, d.public_key FROM unnest($1::text[], $2::bytea[]) AS d(poll_id, public_key), "
+            "LATERAL (SELECT 1 FROM votes v WHERE v.poll_id = d.poll_id AND v.public_key = d.public_key LIMIT 1) "
+            "AS hit",
+            ([poll_id for poll_id, _ in devices], [public_key for _, public_key in devices]),
+        )
+        return {(poll_id, bytes(public_key)) for poll_id, public_key in rows}
     by_poll: dict[str, list[bytes]] = {}
     for poll_id, public_key in devices:
         by_poll.setdefault(poll_id, []).append(public_key)
-    # `poll_id = ? AND public_key IN (…)` per poll, OR-ed: index look-ups on SQLite and PostgreSQL
-    # (a row-value `(poll_id, public_key) IN (…)` makes SQLite scan the whole index).
-    marks = _Marks(conn)
+    # SQLite: `poll_id = ? AND public_key IN (…)` per poll, OR-ed, is a look-up in the unique index
+    # (a row-value `(poll_id, public_key) IN (…)` makes it scan the whole index).
     clauses, params = [], []
     for poll_id, keys in by_poll.items():
         clauses.append(f"(poll_id = {marks.take(1)} AND public_key IN ({marks.take(len(keys))}))")
