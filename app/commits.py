@@ -55,11 +55,11 @@ class _Checked:
 
 
 class GroupCommitter:
-    """Votes queue here; one task on the event loop commits them in batches.
+    """Votes queue here; one task on the event loop commits them in batches, as a pipeline.
 
-    The batch transaction runs on the event loop's own thread (db.transact): a writer thread
-    would wait for the GIL at every SQLite and signing call while the loop serves HTTP, which
-    costs far more than the sub-millisecond fsync the loop waits for instead.
+    A batch's signatures are checked (app/crypto_helper.py) while the batch before it is written.
+    Its statements run on the event loop's own thread (db.transact), where a thread of their own
+    would wait for the GIL at every call; only COMMIT's fsync waits on a thread.
     """
 
     def __init__(
