@@ -19,14 +19,13 @@ from collections.abc import Sequence
 import msgspec
 
 from app.keys import ReceiptKey
-from app.protocol import Ballot
+from app.protocol import SIGNATURE_BYTES, Ballot
 
 MIN_REMOTE_BATCH = 8  # below this the round trip costs about what it saves
 # Signing waits inside the open transaction, behind any check already on the pipe: worth it only
 # for batches as large as the batch endpoint's.
 MIN_REMOTE_SIGN = 100
 HELPER_TIMEOUT_S = 10.0
-SIGNATURE_BYTES = 64
 
 log = logging.getLogger("app.crypto_helper")
 _encode = msgspec.msgpack.Encoder().encode

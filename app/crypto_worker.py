@@ -18,9 +18,7 @@ from typing import BinaryIO
 import msgspec
 from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
-from app.protocol import signature_verifies
-
-SIGNATURE_BYTES = 64
+from app.protocol import SIGNATURE_BYTES, signature_verifies
 
 _decode = msgspec.msgpack.decode
 

@@ -119,8 +119,10 @@ class Database:
 
     # Across worker processes sharing one SQLite file, writers queue on a file lock: SQLite's own
     # busy handler sleeps in growing steps (up to 100 ms), an flock waiter wakes at once. Each
-    # holder opens its own descriptor, so the writer thread and other writers exclude each other.
+    # holder opens its own descriptor, so group commits and this worker's other writes (write())
+    # exclude each other too.
     def _lock_file(self) -> int | None:
+        """Waits for the lock (blocking: call it off the loop)."""
         if self._lock_path is None:
             return None
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)

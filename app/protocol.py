@@ -17,6 +17,7 @@ SIGNING_CONTEXT = "vote/v1"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 PUBLIC_KEY_B64_LEN = 43  # 32 bytes in unpadded base64url
+SIGNATURE_BYTES = 64  # Ed25519
 SIGNATURE_B64_LEN = 86  # 64 bytes in unpadded base64url
 
 Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
