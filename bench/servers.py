@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service_process import ROOT, free_port
+from tests.service_process import ROOT, free_port, stop_process
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -64,12 +64,7 @@ def _running(command: list[str], port: int, env: dict[str, str], log: Path, read
         _wait_until_ready(process, f"{server.base_url}{ready_path}", log)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT_S)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:

@@ -26,11 +26,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.service_process import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CDN_ORIGIN = "https://cdn.test"
 STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 LOG_TAIL_CHARS = 20_000
 
 
@@ -65,7 +66,7 @@ class Service:
 
     def stop(self) -> None:
         """Takes the service away, as a network outage would."""
-        _stop(self.process)
+        stop_process(self.process)
 
     def log(self, since: int = 0) -> str:
         with self.log_path.open("rb") as log:
@@ -95,16 +96,6 @@ def _wait_until_ready(service: Service) -> None:
         # Polling another process: there is no event to await across the process boundary.
         time.sleep(0.05)
     raise RuntimeError(f"the service was not ready within {STARTUP_TIMEOUT_S} s:\n{service.log()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def build_assets(out: Path, *args: str) -> Path:
@@ -147,7 +138,7 @@ def run_service(data: Path, dist_dir: Path) -> Iterator[Service]:
         _wait_until_ready(service)
         yield service
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")

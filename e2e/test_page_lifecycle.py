@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserType, Page, expect
+from playwright.sync_api import BrowserContext, BrowserType, Page, expect
 from voter import open_poll
 
 pytestmark = pytest.mark.e2e
@@ -52,30 +54,38 @@ def update_worker(page: Page) -> None:
     page.evaluate(UPDATED_TO_NEW_WORKER, WORKER_UPDATE_TIMEOUT_MS)
 
 
-def test_page_and_queued_vote_survive_a_browser_restart_offline(
-    browser_type: BrowserType, browser_type_launch_args: dict, private_service, tmp_path: Path
-) -> None:
+@pytest.fixture
+def browser_on_one_profile(
+    browser_type: BrowserType, browser_type_launch_args: dict, tmp_path: Path
+) -> Callable[[], AbstractContextManager[BrowserContext]]:
+    """Starts Chromium on the same profile each time: a browser restart keeps what the device stored."""
+
+    @contextmanager
+    def launch() -> Iterator[BrowserContext]:
+        context = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args)
+        try:
+            yield context
+        finally:
+            context.close()
+
+    return launch
+
+
+def test_page_and_queued_vote_survive_a_browser_restart_offline(browser_on_one_profile, private_service) -> None:
     service = private_service
     poll = service.create_poll("Which colour?", ("Red", "Blue"))
-    profile = tmp_path / "profile"
-    first = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
-    try:
+    with browser_on_one_profile() as first:
         first.route(VOTES, lambda route: route.abort("internetdisconnected"))
         voter = open_poll(first.pages[0], service.poll_url(poll), poll)
         voter.wait_until_offline_ready()
         voter.vote("Blue")
         voter.expect_state("Queued")
-    finally:
-        first.close()
     service.stop()  # nothing answers any more: only the device's copies can show the page
 
-    again = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
-    try:
+    with browser_on_one_profile() as again:
         voter = open_poll(again.pages[0], service.poll_url(poll), poll)
 
         expect(voter.device_votes).to_contain_text("Blue — Queued")
-    finally:
-        again.close()
 
 
 def test_queued_vote_is_delivered_by_the_next_worker_version(page: Page, private_service) -> None:
@@ -109,13 +119,9 @@ def test_page_still_works_offline_after_a_worker_update(page: Page, private_serv
     expect(voter.vote_button).to_have_css("min-height", "48px")
 
 
-def test_vote_cut_off_mid_send_is_confirmed_after_a_restart(
-    browser_type: BrowserType, browser_type_launch_args: dict, service, tmp_path: Path
-) -> None:
+def test_vote_cut_off_mid_send_is_confirmed_after_a_restart(browser_on_one_profile, service) -> None:
     poll = service.create_poll()
-    profile = tmp_path / "profile"
-    first = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
-    try:
+    with browser_on_one_profile() as first:
         first.route(VOTES, lambda route: route.abort("internetdisconnected"))
         page = first.pages[0]
         voter = open_poll(page, service.poll_url(poll), poll)
@@ -126,13 +132,8 @@ def test_vote_cut_off_mid_send_is_confirmed_after_a_restart(
         # mid-send leaves it. (A request held open instead would stall the browser's close.)
         page.goto(f"{service.base_url}/polls/no-such-poll")
         assert page.evaluate(MARK_EVERY_VOTE_SENDING) == 1
-    finally:
-        first.close()
 
-    again = browser_type.launch_persistent_context(profile, **browser_type_launch_args)
-    try:
+    with browser_on_one_profile() as again:
         voter = open_poll(again.pages[0], service.poll_url(poll), poll)
 
         expect(voter.status).to_have_text("Confirmed · receipt #1")
-    finally:
-        again.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from voter import answer_problem
+from voter import VoterPage, answer_problem
 
 from .browser_js import (
     HAS_BACKGROUND_SYNC,
@@ -14,7 +14,7 @@ from .browser_js import (
     SETTLED_VOTES,
     SYNC_TAGS_AFTER_THE_EVENT,
 )
-from .lab import SENDS, Lab
+from .lab import SENDS, Device, Lab
 
 pytestmark = pytest.mark.e2e
 
@@ -56,15 +56,21 @@ def test_vote_cast_while_the_service_is_down_is_confirmed_after_a_browser_restar
     lab.prove_zero_loss([device], expected_cast=1)
 
 
-def test_vote_queued_with_no_page_open_is_delivered_by_a_sync_event(lab: Lab) -> None:
+def one_vote_queued_offline(lab: Lab) -> tuple[dict, Device, VoterPage]:
+    """A device offline, with one vote queued and its Background Sync registered."""
     poll = lab.create_poll()
     device = lab.new_device()
     voter = device.open_ready(poll)
     device.context.set_offline(True)
     voter.vote("Red")
     voter.expect_state("Queued")
+    assert SYNC_TAG in device.context.service_workers[0].evaluate(PENDING_SYNC_TAGS)
+    return poll, device, voter
+
+
+def test_vote_queued_with_no_page_open_is_delivered_by_a_sync_event(lab: Lab) -> None:
+    poll, device, voter = one_vote_queued_offline(lab)
     worker = device.context.service_workers[0]
-    assert SYNC_TAG in worker.evaluate(PENDING_SYNC_TAGS)
 
     voter.page.close()
     device.context.set_offline(False)
@@ -80,12 +86,7 @@ def test_vote_queued_with_no_page_open_is_delivered_by_a_sync_event(lab: Lab) ->
 
 
 def test_sync_event_that_meets_a_busy_service_with_no_page_open_is_fired_again(lab: Lab) -> None:
-    poll = lab.create_poll()
-    device = lab.new_device()
-    voter = device.open_ready(poll)
-    device.context.set_offline(True)
-    voter.vote("Red")
-    voter.expect_state("Queued")
+    poll, device, voter = one_vote_queued_offline(lab)
     device.context.route(SENDS, lambda route: answer_problem(route, 503, retry_after_s=1), times=1)
     worker = device.context.service_workers[0]
     voter.page.close()
