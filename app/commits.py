@@ -40,26 +40,32 @@ class Accepted:
     """True only for the request that caused the commit (201); every replay gets False (200)."""
 
 
+Outcome = Accepted | problems.Problem | BaseException
+
+
 @dataclass(slots=True)
 class _Pending:
     ballot: Ballot
     future: asyncio.Future[Accepted]
+    check: asyncio.Future[set[int]] | None = None
+    """The check of the signatures sent with this vote's (forged positions within them)."""
+    position: int = 0
 
-
-@dataclass(slots=True)
-class _Checked:
-    """A batch taken from the queue, and the check of its signatures (running or done)."""
-
-    batch: list[_Pending]
-    forged: asyncio.Future[set[int]]
+    def forged(self) -> bool:
+        check = self.check
+        if check is None or check.cancelled() or check.exception() is not None:
+            return not self.ballot.signature_verifies()  # cannot happen: checks fall back by themselves
+        return self.position in check.result()
 
 
 class GroupCommitter:
-    """Votes queue here; one task on the event loop commits them in batches, as a pipeline.
+    """Votes queue here; one task on the event loop commits them in batches.
 
-    A batch's signatures are checked (app/crypto_helper.py) while the batch before it is written.
-    Its statements run on the event loop's own thread (db.transact), where a thread of their own
-    would wait for the GIL at every call; only COMMIT's fsync waits on a thread.
+    Each vote's signature check starts as it arrives: the votes that came in during one round of
+    the event loop go to the crypto helper (app/crypto_helper.py) together, so by the time the
+    writer is free, the votes waiting for it are checked. The writer then takes every checked vote
+    at once. Its statements run on the event loop's own thread (db.transact), where a thread of
+    their own would wait for the GIL at every call; only COMMIT's fsync waits on a thread.
     """
 
     def __init__(
@@ -82,18 +88,27 @@ class GroupCommitter:
         # A plain list and one wake-up future: an asyncio.Queue with a timeout per vote costs a
         # task per vote on the event loop, which is the bottleneck of the whole service.
         self._pending: list[_Pending] = []
+        self._unchecked: list[_Pending] = []
+        self._checks_scheduled = False
         self._wakeup: asyncio.Future[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._writer: asyncio.Task[None] | None = None
+        self._syncing: set[asyncio.Future[None]] = set()
+        """Commits whose answers wait for their fsync."""
 
     def enqueue(self, ballot: Ballot) -> asyncio.Future[Accepted]:
         """Queues a vote whose poll checks passed; the future resolves once it (or the earlier
         vote under its key) is committed to disk, or with the problem that stopped it (a forged
-        signature among them: signatures are verified per batch, see app/crypto_helper.py)."""
+        signature among them: signatures are verified in batches, see app/crypto_helper.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
-        self._pending.append(_Pending(ballot, future))
+        pending = _Pending(ballot, future)
+        self._pending.append(pending)
+        self._unchecked.append(pending)
+        if not self._checks_scheduled:
+            self._checks_scheduled = True
+            loop.call_soon(self._send_checks)  # once this round's votes are all in
         self._idle.clear()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._run(), name="group-commit")
@@ -109,66 +124,100 @@ class GroupCommitter:
         if self._writer is not None and not self._writer.done():
             await self._idle.wait()
             self._writer.cancel()
+        if self._syncing:
+            await asyncio.wait(self._syncing)
         await self.crypto.close()
+
+    def _send_checks(self) -> None:
+        self._checks_scheduled = False
+        chunk, self._unchecked = self._unchecked, []
+        if not chunk:
+            return
+        check = self.crypto.check([pending.ballot for pending in chunk])
+        for position, pending in enumerate(chunk):
+            pending.check = check
+            pending.position = position
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        checked: _Checked | None = None
         while True:
-            if checked is None:
-                if not self._pending:
-                    self._idle.set()
-                    self._wakeup = loop.create_future()
-                    await self._wakeup
-                    # A vote that finds the writer idle waits briefly for company. Votes that
-                    # arrive during a commit have waited already: they go in the next one at once.
-                    if self.window_s > 0 and len(self._pending) < self.max_votes:
-                        await asyncio.sleep(self.window_s)
-                checked = self._check_next()
-            batch = checked.batch
-            try:
-                forged = await checked.forged
-            except Exception as error:  # crypto.forged falls back by itself; this is a bug
-                _fail(batch, error)
-                checked = None
-                continue
-            # A pipeline: the next batch's signatures are checked (in the helper process) while
-            # this one is written and committed.
-            checked = self._check_next() if self._pending else None
-            await self._write(batch, forged)
+            if not self._pending:
+                self._idle.set()
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                # A vote that finds the writer idle waits briefly for company. Votes that
+                # arrive during a commit have waited already: they go in the next one at once.
+                if self.window_s > 0 and len(self._pending) < self.max_votes:
+                    await asyncio.sleep(self.window_s)
+            self._send_checks()  # votes of this very round need not wait for the next
+            oldest = self._pending[0].check
+            if oldest is not None and not oldest.done():
+                await asyncio.wait([oldest])
+            await self._write_next()
 
-    def _check_next(self) -> _Checked:
-        batch = self._pending[: self.max_votes]
-        del self._pending[: self.max_votes]
-        forged = asyncio.ensure_future(self.crypto.forged([pending.ballot for pending in batch]))
-        return _Checked(batch, forged)
+    def _checked_prefix(self) -> list[_Pending]:
+        """The oldest votes whose checks are done (answers come in order), up to a batch."""
+        count = 0
+        for pending in self._pending[: self.max_votes]:
+            if pending.check is not None and not pending.check.done():
+                break
+            count += 1
+        batch = self._pending[:count]
+        del self._pending[:count]
+        return batch
 
-    async def _write(self, batch: list[_Pending], forged: set[int]) -> None:
+    async def _write_next(self) -> None:
+        """Commits the checked votes as one batch, chosen once the write lock is held: votes that
+        arrive while another worker commits join this batch instead of waiting for the next.
+
+        Returns once committed; the batch's answers go out when the commit is on disk, while
+        the next batch is being written (app/wal_sync.py)."""
+        batch: list[_Pending] = []
+
+        def choose() -> list[_Pending]:
+            if not batch:
+                batch.extend(self._checked_prefix())
+            return batch
+
         try:
-            outcomes = await self._write_batch(batch, forged)
+            outcomes, durable = await self._write_batch(choose)
         except (IntegrityError, DBAPIError) as error:
+            choose()
             if not _is_race(error):
                 _fail(batch, error)
                 return
             # Another worker or node committed a conflicting vote meanwhile: redo one by one, so
             # that each vote sees the committed rows and gets its own answer.
             log.info("batch of %d votes raced a concurrent commit; retrying one by one", len(batch))
-            outcomes = [await self._write_alone(pending, index in forged) for index, pending in enumerate(batch)]
+            _answer(batch, [await self._write_alone(pending) for pending in batch])
+            return
         except Exception as error:  # the database is down or broken: nothing was receipted
+            choose()
             _fail(batch, error)
             return
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+        self._syncing.add(durable)
+        durable.add_done_callback(lambda _: self._on_durable(durable, batch, outcomes))
 
-    async def _write_alone(self, pending: _Pending, forged: bool) -> Accepted | BaseException:
+    def _on_durable(self, durable: asyncio.Future[None], batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        self._syncing.discard(durable)
+        if durable.cancelled() or durable.exception() is not None:
+            # Committed but not known to be on disk: no receipt. A retry finds the vote (if the
+            # disk kept it) and gets its receipt then.
+            _fail(batch, durable.exception() or asyncio.CancelledError())
+            return
+        _answer(batch, outcomes)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Accepted) and outcome.created:
+                self._tell_listeners(pending.ballot.vote)
+
+    async def _write_alone(self, pending: _Pending) -> Outcome:
         for _ in range(2):
             try:
-                return (await self._write_batch([pending], {0} if forged else set()))[0]
+                outcomes, durable = await self._write_batch(lambda: [pending])
+                await durable
+                if isinstance(outcomes[0], Accepted) and outcomes[0].created:
+                    self._tell_listeners(pending.ballot.vote)
+                return outcomes[0]
             except (IntegrityError, DBAPIError) as error:
                 if not _is_race(error):
                     return error
@@ -177,23 +226,25 @@ class GroupCommitter:
                 return error
         return last
 
-    async def _write_batch(self, batch: Sequence[_Pending], forged: set[int]) -> list[Accepted | problems.Problem]:
-        ballots = [pending.ballot for pending in batch]
+    async def _write_batch(
+        self, choose: Callable[[], Sequence[_Pending]]
+    ) -> tuple[list[Accepted | problems.Problem], asyncio.Future[None]]:
+        """Commits the votes `choose` gives once the transaction has begun; the future resolves
+        when that commit is on disk, and not one receipt may go out before."""
         key = self.keys.active
 
-        async def work(run: RunInTransaction) -> tuple[list[Accepted | problems.Problem], Decision]:
+        async def work(run: RunInTransaction) -> list[Accepted | problems.Problem]:
+            batch = choose()
+            ballots = [pending.ballot for pending in batch]
+            forged = {index for index, pending in enumerate(batch) if pending.forged()}
             decision = await run(lambda conn: decide_ballots(conn, ballots, forged, self.clock))
             payloads = receipt_payloads(decision, key.kid)
             # Signed while the transaction is open (in the helper process for a large batch),
             # so that each receipt is stored with its vote.
             signatures = await self.crypto.sign(key, payloads)
-            return await run(lambda conn: store_ballots(conn, decision, key.kid, payloads, signatures)), decision
+            return await run(lambda conn: store_ballots(conn, decision, key.kid, payloads, signatures))
 
-        outcomes, decision = await self.db.transact(work)
-        # transact returned: the transaction is committed (fsynced), so receipts may go out.
-        for _, ballot in decision.fresh:
-            self._tell_listeners(ballot.vote)
-        return outcomes
+        return await self.db.commit(work)
 
     def _tell_listeners(self, vote: Vote) -> None:
         for listener in self.on_accepted:
@@ -277,6 +328,16 @@ def store_ballots(
 
 def _is_race(error: DBAPIError) -> bool:
     return isinstance(error, IntegrityError) or getattr(error.orig, "sqlstate", None) == PG_DEADLOCK
+
+
+def _answer(batch: Sequence[_Pending], outcomes: Sequence[Outcome]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
 
 
 def _fail(batch: Sequence[_Pending], error: BaseException) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.wal import Checkpointer
+from app.wal_sync import WalSync
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
 
@@ -38,16 +39,19 @@ class Database:
         self._lock_path: str | None = None
         self._sync_engine: Engine | None = None
         self._checkpointer: Checkpointer | None = None
+        self._wal_sync: WalSync | None = None
         if self.is_sqlite:
             _make_parent_dir(url)
             _configure_sqlite(self.engine.sync_engine)
             # One SQLite writer at a time anyway: queueing here is cheaper than spinning on SQLITE_BUSY.
             self._write_lock = asyncio.Lock()
             self._lock_path = f"{make_url(url).database}.write-lock"
-            # Group commits use a plain sqlite3 connection on the event loop's thread (transact).
+            # Group commits use a plain sqlite3 connection on the event loop's thread (commit), and
+            # fsync the WAL themselves, outside the write lock (app/wal_sync.py).
             self._sync_engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
-            _configure_sqlite(self._sync_engine, autocheckpoint=False)
+            _configure_sqlite(self._sync_engine, autocheckpoint=False, fsync_by_wal_sync=True)
             self._checkpointer = Checkpointer(make_url(url).database or "")
+            self._wal_sync = WalSync(make_url(url).database or "")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -69,35 +73,54 @@ class Database:
                 _unlock_file(lock)
 
     async def transact(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> T:
-        """Runs `work` in one write transaction, committed (to disk) before this returns.
+        """Runs `work` in one write transaction, committed (to disk) before this returns."""
+        result, durable = await self.commit(work)
+        await durable
+        return result
+
+    async def commit(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> tuple[T, asyncio.Future[None]]:
+        """Runs `work` in one write transaction and commits it; the future resolves once the
+        commit is on disk. Nothing may be promised on it before then.
 
         `work` gets a `run(fn)` that calls `fn(connection)` inside the transaction, and may await
         other things in between. On SQLite, `fn` runs right here, on the event loop's thread:
         its statements take tens of microseconds, while on a thread of its own it would wait for
-        the GIL at every call into SQLite. What may take long is taken off the loop: waiting for
-        another worker's write lock, and the COMMIT, which waits for fsync.
+        the GIL at every call into SQLite. COMMIT runs here too, as it no longer waits for the
+        disk: the WAL is fsynced after the write lock is released (app/wal_sync.py), so the next
+        transaction can start meanwhile. Only waiting for another worker's lock leaves the loop.
         """
         if self._sync_engine is None:
             async with self.write() as conn:
-                return await work(conn.run_sync)
+                result = await work(conn.run_sync)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return result, done
         async with self._write_lock or nullcontext():
             lock = self._try_lock_file()
             if lock is None:  # another worker is committing
                 lock = await _finish_even_if_cancelled(self._lock_file, on_cancel=_unlock_file)
             try:
                 try:
-                    return await self._transact_sqlite(work, busy_timeout_ms=0)
+                    return await self._commit_sqlite(work, busy_timeout_ms=0)
                 except OperationalError as error:
                     if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
                         raise
                 # A writer outside this service holds SQLite's lock: wait for it, off the loop.
-                return await self._transact_sqlite(work, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+                return await self._commit_sqlite(work, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
             finally:
                 _unlock_file(lock)
 
-    async def _transact_sqlite(self, work: Callable[[RunInTransaction], Awaitable[T]], busy_timeout_ms: int) -> T:
+    async def durable(self) -> None:
+        """Returns once everything committed so far is on disk."""
+        if self._wal_sync is not None:
+            await self._wal_sync.after_commit()
+
+    async def _commit_sqlite(
+        self, work: Callable[[RunInTransaction], Awaitable[T]], busy_timeout_ms: int
+    ) -> tuple[T, asyncio.Future[None]]:
         assert self._sync_engine is not None
         assert self._checkpointer is not None
+        assert self._wal_sync is not None
         self._checkpointer.start()
         with self._sync_engine.connect() as conn:
             conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
@@ -112,10 +135,10 @@ class Database:
             except BaseException:
                 transaction.rollback()
                 raise
-            # The connection must not be closed under a COMMIT still running on its thread.
-            await _finish_even_if_cancelled(transaction.commit)
+            transaction.commit()
+            durable = self._wal_sync.after_commit()
         self.commits += 1
-        return result
+        return result, durable
 
     # Across worker processes sharing one SQLite file, writers queue on a file lock: SQLite's own
     # busy handler sleeps in growing steps (up to 100 ms), an flock waiter wakes at once. Each
@@ -150,6 +173,8 @@ class Database:
             self._sync_engine.dispose()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
+        if self._wal_sync is not None:
+            await asyncio.to_thread(self._wal_sync.close)
 
 
 async def _finish_even_if_cancelled(blocking: Callable[[], T], on_cancel: Callable[[T], None] | None = None) -> T:
@@ -176,7 +201,7 @@ def _make_parent_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
+def _configure_sqlite(engine: Engine, *, autocheckpoint: bool = True, fsync_by_wal_sync: bool = False) -> None:
     # pysqlite's own transaction handling would defer BEGIN and skip it for PRAGMAs; take control so
     # that write transactions start with BEGIN IMMEDIATE and never fail mid-way on a lock upgrade.
     @event.listens_for(engine, "connect")
@@ -185,7 +210,8 @@ def _configure_sqlite(engine: Engine, *, autocheckpoint: bool = True) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is fsynced before it returns, so a receipt means the vote is on disk.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # NORMAL only where app.wal_sync fsyncs the WAL after each commit, before any receipt.
+        cursor.execute(f"PRAGMA synchronous={'NORMAL' if fsync_by_wal_sync else 'FULL'}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         if not autocheckpoint:  # app.wal.Checkpointer does it, off the event loop
