@@ -164,6 +164,8 @@ class Database:
         return fd
 
     async def ping(self) -> None:
+        if self._wal_sync is not None and self._wal_sync.failure is not None:
+            raise self._wal_sync.failure
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

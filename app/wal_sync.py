@@ -12,13 +12,21 @@ checkpoint copies them into the database, and with NORMAL SQLite fsyncs the WAL 
 checkpoint and the database after it. So the frames are in the WAL (which this fsync covers)
 or already in the synced database file. A WAL file that is gone was checkpointed and deleted by
 the last connection to close, after syncing the database.
+
+A failed fsync is final for this process, as in PostgreSQL: the kernel may have dropped the pages
+it could not write, so a later fsync that succeeds proves nothing about them. Every later commit
+is refused its receipts and /readyz reports the failure, until the worker is restarted and
+SQLite recovers from what is really on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger("app.wal_sync")
 
 
 class WalSync:
@@ -29,10 +37,16 @@ class WalSync:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         self._running: asyncio.Future[None] | None = None
         self._next: asyncio.Future[None] | None = None
+        self.failure: BaseException | None = None
+        """The first fsync error, if any: from then on nothing here counts as durable."""
 
     def after_commit(self) -> asyncio.Future[None]:
         """Resolves once an fsync of the WAL that began after this call has finished (or fails
         with its error). Call it right after COMMIT returns."""
+        if self.failure is not None:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(self.failure)
+            return failed
         waiting = self._next
         if waiting is None:
             waiting = self._next = asyncio.get_running_loop().create_future()
@@ -57,11 +71,18 @@ class WalSync:
             if done.cancelled():
                 waiting.cancel()
             elif error is not None:
+                if self.failure is None:
+                    log.critical("fsync of %s failed (%s): no receipt until this worker restarts", self.wal_path, error)
+                self.failure = self.failure or error
                 waiting.set_exception(error)
             else:
                 waiting.set_result(None)
         if self._next is not None:  # commits that finished while this fsync ran
-            self._start()
+            if self.failure is not None:
+                later, self._next = self._next, None
+                later.set_exception(self.failure)
+            else:
+                self._start()
 
     def _fsync(self) -> None:
         try:

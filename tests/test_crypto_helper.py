@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 
@@ -59,3 +61,30 @@ async def test_helper_signs_receipts_exactly_as_the_service_would(helper):
     assert signatures == [key.sign(p) for p in payloads]  # Ed25519 signatures are deterministic
     for payload, signature in zip(payloads, signatures, strict=True):
         key.signing_key.verify_key.verify(payload, signature)
+
+
+async def test_requests_in_flight_together_each_get_their_own_answer(helper):
+    batches = [ballots(8, {1}), ballots(8, set()), ballots(8, {0, 7})]
+    key = ReceiptKey(kid="k1", signing_key=SigningKey.generate())
+    payloads = [f"payload {i}".encode() for i in range(6)]
+    # All written to the pipe before the first answer comes back; answers come in order.
+    checks = [helper.check(batch) for batch in batches]
+    signatures = helper.sign(key, payloads)
+    assert await asyncio.gather(*checks) == [{1}, set(), {0, 7}]
+    assert await signatures == [key.sign(p) for p in payloads]
+
+
+async def test_a_hung_helper_is_replaced_and_its_work_done_here():
+    helper = CryptoHelper(min_remote_batch=4, timeout_s=0.5)
+    await helper.start()
+    hung = helper.helper_pid
+    try:
+        os.kill(hung, signal.SIGSTOP)
+        assert await helper.check(ballots(16, FORGED)) == FORGED  # after the timeout, checked here
+        await helper.start()
+        assert helper.helper_pid not in (None, hung)
+        assert await helper.check(ballots(16, FORGED)) == FORGED
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGKILL)
+        await helper.close()
