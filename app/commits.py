@@ -24,6 +24,9 @@ from app.receipts import receipt_payload, signed_receipt
 from app.vote_rows import VoteRow, count_votes, devices_that_voted, insert_votes, stored_by_key, take_seqs
 
 MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
+# Votes checked per message to the crypto helper: a wave of requests read in one round of the
+# event loop goes in several, so the first are checked (and written) while the rest still are.
+CHECK_CHUNK_VOTES = 16
 BATCH_WINDOW_S = 0.002  # how long a lone vote waits for company; the commit itself takes longer
 PG_DEADLOCK = "40P01"
 KEY_REUSED = "This idempotency key was already used for a different vote."
@@ -106,9 +109,11 @@ class GroupCommitter:
         pending = _Pending(ballot, future)
         self._pending.append(pending)
         self._unchecked.append(pending)
-        if not self._checks_scheduled:
+        if len(self._unchecked) >= CHECK_CHUNK_VOTES:
+            self._send_checks()  # the helper starts on these while the loop reads the rest
+        elif not self._checks_scheduled:
             self._checks_scheduled = True
-            loop.call_soon(self._send_checks)  # once this round's votes are all in
+            loop.call_soon(self._send_checks_soon)  # once this round's votes are all in
         self._idle.clear()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._run(), name="group-commit")
@@ -129,7 +134,6 @@ class GroupCommitter:
         await self.crypto.close()
 
     def _send_checks(self) -> None:
-        self._checks_scheduled = False
         chunk, self._unchecked = self._unchecked, []
         if not chunk:
             return
@@ -137,6 +141,10 @@ class GroupCommitter:
         for position, pending in enumerate(chunk):
             pending.check = check
             pending.position = position
+
+    def _send_checks_soon(self) -> None:
+        self._checks_scheduled = False
+        self._send_checks()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

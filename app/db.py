@@ -176,7 +176,7 @@ class Database:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
         if self._wal_sync is not None:
-            await asyncio.to_thread(self._wal_sync.close)
+            await self._wal_sync.close()
 
 
 async def _finish_even_if_cancelled(blocking: Callable[[], T], on_cancel: Callable[[T], None] | None = None) -> T:

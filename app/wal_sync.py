@@ -26,16 +26,23 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from app.helper_process import HelperProcess
+from app.helper_worker import fdatasync
+
 log = logging.getLogger("app.wal_sync")
 
 
 class WalSync:
-    def __init__(self, database_path: str) -> None:
+    """The fsync goes to a helper process of its own (app/helper_process.py): a thread's result
+    would wait for the GIL, held by the busy event loop, for a millisecond or more each way."""
+
+    def __init__(self, database_path: str, *, use_helper: bool = True) -> None:
         self.wal_path = f"{database_path}-wal"
         self.fsyncs = 0
-        # One thread of its own: the default executor may be busy with slower work.
+        self.process = HelperProcess("WAL fsync", enabled=use_helper)
+        # Should the helper fail: a thread of its own, as the default executor may be busy.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
-        self._running: asyncio.Future[None] | None = None
+        self._running: asyncio.Future[int] | None = None
         self._next: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
         """The first fsync error, if any: from then on nothing here counts as durable."""
@@ -54,29 +61,35 @@ class WalSync:
                 self._start()
         return waiting
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
+    async def close(self) -> None:
+        await self.process.close()
+        await asyncio.to_thread(self._executor.shutdown)
 
     def _start(self) -> None:
         waiting, self._next = self._next, None
         assert waiting is not None
-        loop = asyncio.get_running_loop()
-        self._running = running = loop.run_in_executor(self._executor, self._fsync)
+        self._running = running = self.process.submit(
+            ["fdatasync", self.wal_path], expected_bytes=4, parse=_errno_from, fallback=self._fsync_on_thread
+        )
         running.add_done_callback(lambda done: self._finished(done, waiting))
 
-    def _finished(self, done: asyncio.Future[None], waiting: asyncio.Future[None]) -> None:
+    def _fsync_on_thread(self, future: asyncio.Future[int]) -> None:
+        on_thread = asyncio.get_running_loop().run_in_executor(self._executor, fdatasync, self.wal_path)
+        on_thread.add_done_callback(lambda done: _copy_result(done, future))
+
+    def _finished(self, done: asyncio.Future[int], waiting: asyncio.Future[None]) -> None:
         self._running = None
+        error = _error_of(done, self.wal_path)
+        if error is None:
+            self.fsyncs += 1
+        elif self.failure is None:
+            log.critical("fsync of %s failed (%s): no receipt until this worker restarts", self.wal_path, error)
+            self.failure = error
         if not waiting.done():
-            error = None if done.cancelled() else done.exception()
-            if done.cancelled():
-                waiting.cancel()
-            elif error is not None:
-                if self.failure is None:
-                    log.critical("fsync of %s failed (%s): no receipt until this worker restarts", self.wal_path, error)
-                self.failure = self.failure or error
-                waiting.set_exception(error)
-            else:
+            if error is None:
                 waiting.set_result(None)
+            else:
+                waiting.set_exception(error)
         if self._next is not None:  # commits that finished while this fsync ran
             if self.failure is not None:
                 later, self._next = self._next, None
@@ -84,13 +97,26 @@ class WalSync:
             else:
                 self._start()
 
-    def _fsync(self) -> None:
-        try:
-            fd = os.open(self.wal_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return  # checkpointed and deleted, the database synced first (see above)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-        self.fsyncs += 1
+
+def _errno_from(answer: bytes) -> int:
+    return int.from_bytes(answer, "big")
+
+
+def _error_of(done: asyncio.Future[int], path: str) -> BaseException | None:
+    if done.cancelled():
+        return asyncio.CancelledError()
+    if done.exception() is not None:
+        return done.exception()
+    code = done.result()
+    return None if code == 0 else OSError(code, os.strerror(code), path)
+
+
+def _copy_result(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())

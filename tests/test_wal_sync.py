@@ -6,6 +6,7 @@ import asyncio
 import errno
 import fcntl
 import os
+import signal
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -54,8 +55,9 @@ async def sqlite_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def held_fsync(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HeldFsync]:
+    """Holds every fsync done in this process: the fallback path, when the helper is not used."""
     held = HeldFsync(asyncio.get_running_loop())
-    monkeypatch.setattr(os, "fdatasync", held)  # the one app.wal_sync calls
+    monkeypatch.setattr(os, "fdatasync", held)
     yield held
     held.release.set()
 
@@ -67,22 +69,26 @@ def stored_votes(client: httpx.AsyncClient) -> int:
         return conn.execute("SELECT count(*) FROM votes").fetchone()[0]
 
 
-async def test_a_receipt_waits_for_the_fsync_that_follows_its_commit(sqlite_client, held_fsync):
+async def test_a_receipt_waits_for_the_fsync_that_follows_its_commit(sqlite_client):
+    fsync_helper = sqlite_client.app.state.db._wal_sync.process
+    await fsync_helper.start()
     poll = await create_poll(sqlite_client, question="Durable?", options=["Yes", "No"])
-    vote = Voter().vote(poll["id"], "yes")
-    answer = asyncio.create_task(send_vote(sqlite_client, vote))
-    await held_fsync.entered.wait()
-    # Committed (another connection sees it) and the lock released, but not yet on disk: no receipt.
-    assert stored_votes(sqlite_client) == 1
-    # Nothing to await for an answer that must not come: give it time it would not need (an
-    # in-process answer takes milliseconds), then look.
-    await asyncio.wait([answer], timeout=0.5)
-    assert not answer.done()
-    held_fsync.release.set()
+    os.kill(fsync_helper.pid, signal.SIGSTOP)  # its fsync cannot finish
+    try:
+        answer = asyncio.create_task(send_vote(sqlite_client, Voter().vote(poll["id"], "yes")))
+        await until(lambda: stored_votes(sqlite_client) == 1)
+        # Committed (another connection sees it) and the lock released, but not known to be on
+        # disk: no receipt. Nothing to await for an answer that must not come: give it time it
+        # would not need (an in-process answer takes milliseconds), then look.
+        await asyncio.wait([answer], timeout=0.5)
+        assert not answer.done()
+    finally:
+        os.kill(fsync_helper.pid, signal.SIGCONT)
     assert (await answer).status_code == 201
 
 
 async def test_a_failed_fsync_gives_no_receipt_now_or_later_and_the_worker_turns_unready(sqlite_client, held_fsync):
+    sqlite_client.app.state.db._wal_sync.process.enabled = False  # fsync here, where it is held
     poll = await create_poll(sqlite_client, question="Durable?", options=["Yes", "No"])
     vote = Voter().vote(poll["id"], "yes")
     held_fsync.error = OSError(errno.EIO, "I/O error")
@@ -98,10 +104,26 @@ async def test_a_failed_fsync_gives_no_receipt_now_or_later_and_the_worker_turns
     assert (await sqlite_client.get("/readyz")).status_code == 503
 
 
+async def test_the_helpers_fsync_error_reaches_the_commit_and_stays():
+    sync = wal_sync.WalSync("unused")
+    sync.wal_path = "/dev/null"  # a file that cannot be fsynced: EINVAL
+    await sync.process.start()
+    try:
+        invalid = os.strerror(errno.EINVAL)
+        with pytest.raises(OSError, match=invalid) as failed:
+            await sync.after_commit()
+        assert failed.value.errno == errno.EINVAL
+        with pytest.raises(OSError, match=invalid):
+            await sync.after_commit()
+        assert sync.process.pid is not None  # the helper answered; it did not fail
+    finally:
+        await sync.close()
+
+
 async def test_one_fsync_covers_every_commit_that_finished_before_it(tmp_path, held_fsync):
     wal = tmp_path / "votes.db-wal"
     wal.write_bytes(b"frames")
-    sync = wal_sync.WalSync(str(tmp_path / "votes.db"))
+    sync = wal_sync.WalSync(str(tmp_path / "votes.db"), use_helper=False)
     try:
         first = sync.after_commit()
         await held_fsync.entered.wait()
@@ -110,8 +132,9 @@ async def test_one_fsync_covers_every_commit_that_finished_before_it(tmp_path, h
         held_fsync.release.set()
         await asyncio.gather(first, *later)
         assert held_fsync.calls == 2
+        assert sync.fsyncs == 2
     finally:
-        sync.close()
+        await sync.close()
 
 
 async def test_votes_that_arrive_while_another_worker_commits_join_one_batch(sqlite_client):

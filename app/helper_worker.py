@@ -1,17 +1,20 @@
-"""The crypto helper process: checks vote signatures and signs receipts, in batches, on stdin/stdout.
+"""The helper process (app/helper_process.py): requests on stdin, answers on stdout, in order.
 
 Each request is a 4-byte big-endian length and a msgpack array:
 - `["verify", [[public_key, message, signature], ...]]`, answered with one byte per signature,
   1 if it verifies;
 - `["sign", seed, [payload, ...]]`, answered with the 64-byte signatures, concatenated, made with
   the Ed25519 key of that 32-byte seed (the service's receipt key: this process is the
-  service's own child, and keeps nothing on disk).
+  service's own child, and keeps nothing on disk);
+- `["fdatasync", path]`, answered with 4 bytes: 0 once the file's data is on disk (or the file
+  is gone), else the errno of the failure.
 Each answer is a 4-byte length and those bytes. It imports nothing of the web stack, so it starts
 in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import BinaryIO
 
@@ -32,7 +35,26 @@ def answer(request: list, secret_keys: dict[bytes, bytes]) -> bytes:
             secret_keys[seed] = crypto_sign_seed_keypair(seed)[1]
         secret_key = secret_keys[seed]
         return b"".join(crypto_sign(payload, secret_key)[:SIGNATURE_BYTES] for payload in payloads)
+    if request[0] == "fdatasync":
+        return fdatasync(request[1]).to_bytes(4, "big")
     raise ValueError(f"unknown request {request[0]!r}")
+
+
+def fdatasync(path: str) -> int:
+    """0 once the file's data is on disk, or if there is no such file; else the errno."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    except OSError as error:
+        return error.errno or -1
+    try:
+        os.fdatasync(fd)
+    except OSError as error:
+        return error.errno or -1
+    finally:
+        os.close(fd)
+    return 0
 
 
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
