@@ -244,11 +244,15 @@ async def healthz() -> Health:
 @get(
     "/readyz",
     operation_id="ready",
-    summary="The database is reachable",
+    summary="The database is reachable and writes are durable",
     tags=["health"],
     responses=_problem_specs(problems.ServiceUnavailable),
 )
 async def readyz(db: DatabaseDep) -> Health:
+    if db.durability_failure is not None:
+        raise problems.ServiceUnavailable(
+            f"Writes are not durable since an fsync failed ({db.durability_failure}); restart this worker."
+        )
     try:
         await db.ping()
     except Exception:  # any failure to reach the database means "not ready"

@@ -1,7 +1,7 @@
 """Group commit: votes accepted by one worker are written in one transaction per short window.
 
-Each request still waits for its own vote's commit (fsynced) before it gets a receipt; only the
-disk flush is shared. Idempotency and the one-vote-per-device rule are decided inside the
+Each request still waits for its own vote's commit to be on disk before it gets a receipt; only
+the disk flush is shared (app/wal_sync.py). Idempotency and the one-vote-per-device rule are decided inside the
 transaction, so a batch gives every vote exactly the answer it would have had alone.
 """
 
@@ -64,11 +64,14 @@ class _Pending:
 class GroupCommitter:
     """Votes queue here; one task on the event loop commits them in batches.
 
-    Each vote's signature check starts as it arrives: the votes that came in during one round of
-    the event loop go to the crypto helper (app/crypto_helper.py) together, so by the time the
-    writer is free, the votes waiting for it are checked. The writer then takes every checked vote
-    at once. Its statements run on the event loop's own thread (db.transact), where a thread of
-    their own would wait for the GIL at every call; only COMMIT's fsync waits on a thread.
+    A pipeline of three stages, each overlapping the others:
+    - each vote's signature check starts as it arrives: the votes read in one round of the event
+      loop go to the crypto helper (app/crypto_helper.py) in messages of CHECK_CHUNK_VOTES;
+    - the writer takes every checked vote once it holds the write lock, and commits them. Its
+      statements run on the event loop's own thread (Database.commit), where a thread of their
+      own would wait for the GIL at every call;
+    - the batch's answers go out once the WAL fsync that follows its commit is done, while the
+      writer is already on the next batch.
     """
 
     def __init__(
@@ -209,8 +212,8 @@ class GroupCommitter:
     def _on_durable(self, durable: asyncio.Future[None], batch: list[_Pending], outcomes: list[Outcome]) -> None:
         self._syncing.discard(durable)
         if durable.cancelled() or durable.exception() is not None:
-            # Committed but not known to be on disk: no receipt. A retry finds the vote (if the
-            # disk kept it) and gets its receipt then.
+            # Committed but not known to be on disk: no receipt, and none from this worker until
+            # it restarts (app/wal_sync.py). A retry then finds the vote if the disk kept it.
             _fail(batch, durable.exception() or asyncio.CancelledError())
             return
         _answer(batch, outcomes)

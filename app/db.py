@@ -163,9 +163,12 @@ class Database:
             return None
         return fd
 
+    @property
+    def durability_failure(self) -> BaseException | None:
+        """The fsync failure that ended durable writes in this process, if one did."""
+        return None if self._wal_sync is None else self._wal_sync.failure
+
     async def ping(self) -> None:
-        if self._wal_sync is not None and self._wal_sync.failure is not None:
-            raise self._wal_sync.failure
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

@@ -152,4 +152,6 @@ class VoteService:
             return None
         if row.request_hash != request_hash:
             raise problems.IdempotencyKeyReused(KEY_REUSED)
+        # Another worker's commit is visible before its WAL fsync is done: wait for one.
+        await self.db.durable()
         return Accepted(receipt=row.receipt, created=False)

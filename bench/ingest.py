@@ -58,6 +58,9 @@ class Figure:
     p99_ms: float
     statuses: dict[str, int]
     errors: int
+    machine_busy_cores: float = 0.0
+    """CPU in use on the whole machine during the run (service, its helpers, wrk and the kernel),
+    in cores: whether the machine, rather than the service's pipeline, was the limit."""
     rounds: list[int] = field(default_factory=list)
     """Each round's throughput, when this figure is a median of rounds."""
 
@@ -104,9 +107,24 @@ def warm_up(url: str, requests_file: Path, connections: int) -> None:
     run_wrk("warm-up", url, requests_file, WARM_UP_S, connections, 0)
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, idle) jiffies of the whole machine since boot, from /proc/stat (Linux)."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return (1 - idle / total) * (os.cpu_count() or 1) if total > 0 else 0.0
+
+
 def run_wrk(
     name: str, url: str, requests_file: Path, duration: int, connections: int, votes_per_request: int
 ) -> Figure:
+    ticks = cpu_ticks()
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url],
         env={**os.environ, "BENCH_REQUESTS": str(requests_file)},
@@ -130,6 +148,7 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         statuses=data["statuses"],
         errors=data["errors"],
+        machine_busy_cores=busy_cores(ticks, cpu_ticks()),
     )
 
 
@@ -269,6 +288,7 @@ def median_figure(figures: list[Figure]) -> Figure:
         p99_ms=statistics.median(f.p99_ms for f in figures),
         statuses=dict(statuses),
         errors=sum(f.errors for f in figures),
+        machine_busy_cores=statistics.median(f.machine_busy_cores for f in figures),
         rounds=[round(f.votes_per_s or f.requests_per_s) for f in figures],
     )
 
@@ -298,10 +318,11 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
     by_name = {f.name: f for f in figures}
     print()
     print(f"medians of {args.rounds} rounds of {args.duration} s each")
-    print(f"{'measurement':<34}{'req/s':>10}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}  each round, /s")
+    print(f"{'measurement':<34}{'req/s':>10}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU':>6}  each round, /s")
     for f in figures:
-        print(f"{f.name:<34}{f.requests_per_s:>10.0f}{f.votes_per_s:>10.0f}{f.p50_ms:>9.1f}{f.p99_ms:>9.1f}  "
-              f"{f.rounds}{f' errors={f.errors}' if f.errors else ''}")  # fmt: skip
+        print(f"{f.name:<34}{f.requests_per_s:>10.0f}{f.votes_per_s:>10.0f}{f.p50_ms:>9.1f}{f.p99_ms:>9.1f}"
+              f"{f.machine_busy_cores:>6.2f}  {f.rounds}{f' errors={f.errors}' if f.errors else ''}")  # fmt: skip
+    print(f"(CPU: cores busy on the whole machine during the run, of {os.cpu_count()}: service, helpers, wrk, kernel)")
     print(f"{'signature verification, 1 core':<34}{'':>10}{verifies:>10.0f}")
     single = by_name["single vote, SQLite, 1 worker"]
     verify = by_name["decode + verify only"]
@@ -325,6 +346,12 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
     # i.e. what the durable, exactly-once write costs on top of it.
     lean_ratio = single.votes_per_s / by_name["decode + verify, lean path"].requests_per_s
     print(f"{'(single ingest / lean decode+verify)':<40}{lean_ratio:>10.2f}")
+    # Two workers can do at most what the cores one worker leaves idle allow.
+    cores = os.cpu_count() or 1
+    if single.machine_busy_cores > 0:
+        ceiling = cores / single.machine_busy_cores
+        print(f"{'(2 workers / 1 at most, by CPU)':<40}{ceiling:>10.2f}  "
+              f"1 worker kept {single.machine_busy_cores:.2f} of {cores} cores busy")  # fmt: skip
     print()
     for name, total in counted.items():
         figure = by_name[name]

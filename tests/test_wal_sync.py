@@ -101,7 +101,9 @@ async def test_a_failed_fsync_gives_no_receipt_now_or_later_and_the_worker_turns
     held_fsync.error = None
     assert (await send_vote(sqlite_client, vote)).status_code == 503
     assert (await send_vote(sqlite_client, Voter().vote(poll["id"], "no"))).status_code == 503
-    assert (await sqlite_client.get("/readyz")).status_code == 503
+    unready = await sqlite_client.get("/readyz")
+    assert unready.status_code == 503
+    assert "fsync failed" in unready.json()["detail"]
 
 
 async def test_the_helpers_fsync_error_reaches_the_commit_and_stays():
