@@ -67,9 +67,6 @@ class CryptoHelper:
         request = ["verify", [(b.public_key, b.signed, b.signature) for b in batch]]
         return self.process.submit(request, expected_bytes=len(batch), parse=_forged_from, fallback=here)
 
-    async def forged(self, ballots: Sequence[Ballot]) -> set[int]:
-        return await self.check(ballots)
-
     async def sign(self, key: ReceiptKey, payloads: Sequence[bytes]) -> list[bytes]:
         """The receipt key's signature of each payload."""
         batch = list(payloads)

@@ -37,7 +37,8 @@ class WalSync:
     would wait for the GIL, held by the busy event loop, for a millisecond or more each way."""
 
     def __init__(self, database_path: str, *, use_helper: bool = True) -> None:
-        self.wal_path = f"{database_path}-wal"
+        # Absolute: a missing file counts as synced (see above), so a wrong path must not happen.
+        self.wal_path = f"{os.path.abspath(database_path)}-wal"
         self.fsyncs = 0
         self.process = HelperProcess("WAL fsync", enabled=use_helper)
         # Should the helper fail: a thread of its own, as the default executor may be busy.

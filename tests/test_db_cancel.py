@@ -1,4 +1,4 @@
-"""A cancelled write never leaves a file lock held or a COMMIT running under a closed connection."""
+"""A cancelled write never leaves the workers' file lock held: it waits for the thread that takes it."""
 
 from __future__ import annotations
 
