@@ -24,7 +24,7 @@ from app.api import api_handlers
 from app.cli import register_commands
 from app.db import Database
 from app.keys import KeyRing, load_or_create
-from app.live import LiveResultsPlugin, channels_plugin
+from app.live import LiveResultsPlugin, channels_backend, channels_plugin
 from app.migrate import upgrade
 from app.problems import exception_handlers
 from app.security import add_security_headers
@@ -93,11 +93,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # uvicorn and the litestar CLI call this too: one clear line, not a traceback.
             raise SystemExit(f"error: {error}") from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    channels = channels_plugin(settings)
+    backend = channels_backend(settings)
+    channels = channels_plugin(backend)
     return Litestar(
         route_handlers=[*api_handlers, *pages.page_handlers, *stream_handlers],
         # Order matters: the live plugin's lifespan uses the vote service and the channels.
-        plugins=[VoteServicePlugin(settings), channels, LiveResultsPlugin(settings, channels)],
+        plugins=[VoteServicePlugin(settings), channels, LiveResultsPlugin(settings, channels, backend)],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],
         template_config=TemplateConfig(

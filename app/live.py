@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from litestar import Litestar
@@ -37,6 +38,10 @@ from app.settings import Settings
 UPDATE_INTERVAL_S = 0.25  # at most four snapshots a second per poll: "a few a second"
 LINGER_S = 30.0  # a poll's subscription outlives its last watcher this long, so reconnects cost nothing
 CHANNEL_BACKLOG = 16  # snapshots waiting in a poll's subscription; each supersedes the last, so old ones may go
+
+# After Redis drops the subscription connection: the first retry soon, then less and less often.
+REDIS_RETRY_FIRST_S = 0.1
+REDIS_RETRY_MAX_S = 2.0
 
 log = logging.getLogger("app.live")
 
@@ -190,6 +195,18 @@ class LiveResults:
             task.cancel()
         await asyncio.gather(*self._publishers.values(), *self._closing, return_exceptions=True)
 
+    async def refresh(self) -> None:
+        """Reads again the counts of every poll watched here, after a gap in the fan-out (Redis
+        came back): what was published meanwhile is lost, and no vote may come to replace it."""
+        for feed in list(self._feeds.values()):
+            try:
+                results = await load_results(self.db, feed.poll_id)
+            except Exception:  # the next snapshot published for the poll makes good for it
+                log.warning("could not refresh the live results of a poll", exc_info=True)
+                continue
+            if results is not None:
+                self._receive(feed, msgspec.json.encode(results))
+
     def _feed(self, poll_id: str) -> _Feed:
         feed = self._feeds.get(poll_id)
         if feed is None:
@@ -287,7 +304,46 @@ LiveResultsDep = NamedDependency[LiveResults]
 """Declare as `live: LiveResultsDep`."""
 
 
-class _RedisPubSubBackend(RedisChannelsPubSubBackend):
+class ResilientRedisBackend(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, made to outlive a Redis outage.
+
+    Its event stream ends at the first connection error, and the channels plugin never starts it
+    again: every stream of the worker would stay still until a restart. Here the stream waits for
+    Redis (retrying with backoff), resubscribes every channel (redis-py does that on reconnect),
+    then calls `on_reconnect`: snapshots published during the outage are lost, and no vote may
+    come to replace them.
+    """
+
+    def __init__(self, *, redis: Any) -> None:
+        super().__init__(redis=redis)
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        from redis.exceptions import RedisError
+
+        while True:
+            try:
+                async for event in super().stream_events():
+                    yield event
+            except (RedisError, OSError) as error:
+                log.warning("lost the Redis subscription (%s); resubscribing when Redis is back", error)
+                await self._reconnect()
+                log.warning("Redis subscription restored")
+                for callback in self.on_reconnect:
+                    await callback()
+
+    async def _reconnect(self) -> None:
+        from redis.exceptions import RedisError
+
+        delay = REDIS_RETRY_FIRST_S
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._pub_sub.connect()  # resubscribes to every channel (PubSub.on_connect)
+                return
+            except (RedisError, OSError):
+                delay = min(delay * 2, REDIS_RETRY_MAX_S)
+
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
         await self._redis.aclose()  # the plugin does not own the client, so it would leak its pool
@@ -298,12 +354,12 @@ def channels_backend(settings: Settings) -> ChannelsBackend:
         return MemoryChannelsBackend()
     from redis.asyncio import Redis
 
-    return _RedisPubSubBackend(redis=Redis.from_url(settings.redis_url))
+    return ResilientRedisBackend(redis=Redis.from_url(settings.redis_url))
 
 
-def channels_plugin(settings: Settings) -> ChannelsPlugin:
+def channels_plugin(backend: ChannelsBackend) -> ChannelsPlugin:
     return ChannelsPlugin(
-        backend=channels_backend(settings),
+        backend=backend,
         arbitrary_channels_allowed=True,
         subscriber_max_backlog=CHANNEL_BACKLOG,
         subscriber_backlog_strategy="dropleft",
@@ -314,9 +370,10 @@ class LiveResultsPlugin(InitPluginProtocol):
     """Makes `live` available and feeds it every accepted vote. Register it after the channels
     plugin and VoteServicePlugin, whose lifespans must run first."""
 
-    def __init__(self, settings: Settings, channels: ChannelsPlugin) -> None:
+    def __init__(self, settings: Settings, channels: ChannelsPlugin, backend: ChannelsBackend) -> None:
         self.settings = settings
         self.channels = channels
+        self.backend = backend
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.dependencies["live"] = Provide(_live, sync_to_thread=False)
@@ -334,9 +391,13 @@ class LiveResultsPlugin(InitPluginProtocol):
         )
         app.state.live = live
         app.state.votes.on_accepted.append(live.vote_accepted)
+        if isinstance(self.backend, ResilientRedisBackend):
+            self.backend.on_reconnect.append(live.refresh)
         try:
             yield
         finally:
+            if isinstance(self.backend, ResilientRedisBackend):
+                self.backend.on_reconnect.remove(live.refresh)
             app.state.votes.on_accepted.remove(live.vote_accepted)
             await live.close()
 
