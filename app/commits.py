@@ -250,8 +250,8 @@ class GroupCommitter:
             forged = {index for index, pending in enumerate(batch) if pending.forged()}
             decision = await run(lambda conn: decide_ballots(conn, ballots, forged, self.clock))
             payloads = receipt_payloads(decision, key.kid)
-            # Signed while the transaction is open (in the helper process for a large batch),
-            # so that each receipt is stored with its vote.
+            # Signed while the transaction is open (in the helper process, from 8 votes), so
+            # that each receipt is stored with its vote.
             signatures = await self.crypto.sign(key, payloads)
             return await run(lambda conn: store_ballots(conn, decision, key.kid, payloads, signatures))
 

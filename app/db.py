@@ -72,12 +72,6 @@ class Database:
             finally:
                 _unlock_file(lock)
 
-    async def transact(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> T:
-        """Runs `work` in one write transaction, committed (to disk) before this returns."""
-        result, durable = await self.commit(work)
-        await durable
-        return result
-
     async def commit(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> tuple[T, asyncio.Future[None]]:
         """Runs `work` in one write transaction and commits it; the future resolves once the
         commit is on disk. Nothing may be promised on it before then.

@@ -39,7 +39,6 @@ class WalSync:
     def __init__(self, database_path: str, *, use_helper: bool = True) -> None:
         # Absolute: a missing file counts as synced (see above), so a wrong path must not happen.
         self.wal_path = f"{os.path.abspath(database_path)}-wal"
-        self.fsyncs = 0
         self.process = HelperProcess("WAL fsync", enabled=use_helper)
         # Should the helper fail: a thread of its own, as the default executor may be busy.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
@@ -81,9 +80,8 @@ class WalSync:
     def _finished(self, done: asyncio.Future[int], waiting: asyncio.Future[None]) -> None:
         self._running = None
         error = _error_of(done, self.wal_path)
-        if error is None:
-            self.fsyncs += 1
-        elif self.failure is None:
+        # A cancelled fsync (the service is stopping) proved nothing either way: not final.
+        if error is not None and self.failure is None and not done.cancelled():
             log.critical("fsync of %s failed (%s): no receipt until this worker restarts", self.wal_path, error)
             self.failure = error
         if not waiting.done():

@@ -20,9 +20,10 @@ def in_database_file(path: Path) -> bool:
 async def test_group_commit_connections_leave_checkpoints_to_the_checkpointer(tmp_path):
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}")
     try:
-        autocheckpoint = await db.transact(
+        autocheckpoint, durable = await db.commit(
             lambda run: run(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
         )
+        await durable
         assert autocheckpoint == 0
     finally:
         await db.dispose()
