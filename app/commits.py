@@ -170,7 +170,8 @@ class GroupCommitter:
         """The oldest votes whose checks are done (answers come in order), up to a batch."""
         count = 0
         for pending in self._pending[: self.max_votes]:
-            if pending.check is not None and not pending.check.done():
+            # Not sent yet (it came in while the writer waited for the lock) or not answered yet.
+            if pending.check is None or not pending.check.done():
                 break
             count += 1
         batch = self._pending[:count]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from app.helper_process import HELPER_TIMEOUT_S, HelperProcess
+from app.helper_process import HELPER_TIMEOUT_S, HelperProcess, done_here
 from app.keys import ReceiptKey
 from app.protocol import SIGNATURE_BYTES, Ballot
 
@@ -63,7 +63,7 @@ class CryptoHelper:
             future.set_result(forged_here(batch))
 
         if len(batch) < self.min_remote_batch:
-            return self.process.ask_here(here)
+            return done_here(here)
         request = ["verify", [(b.public_key, b.signed, b.signature) for b in batch]]
         return self.process.submit(request, expected_bytes=len(batch), parse=_forged_from, fallback=here)
 
@@ -75,7 +75,7 @@ class CryptoHelper:
             future.set_result([key.sign(payload) for payload in batch])
 
         if len(batch) < self.min_remote_sign:
-            return await self.process.ask_here(here)
+            return await done_here(here)
         request = ["sign", bytes(key.signing_key), batch]
         return await self.process.submit(
             request, expected_bytes=SIGNATURE_BYTES * len(batch), parse=_signatures_from, fallback=here

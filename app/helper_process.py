@@ -118,6 +118,13 @@ class _Process(asyncio.SubprocessProtocol):
             self.transport.close()
 
 
+def done_here(fallback: Fallback) -> asyncio.Future[Any]:
+    """A future resolved by `fallback`, for work too small to send."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fallback(future)
+    return future
+
+
 class HelperProcess:
     """Starts `python -m app.helper_worker` on first use (and again after any failure)."""
 
@@ -153,12 +160,6 @@ class HelperProcess:
             return pending.future
         pending.timer = loop.call_later(self.timeout_s, self._timed_out, process, pending)
         return pending.future
-
-    def ask_here(self, fallback: Fallback) -> asyncio.Future[Any]:
-        """A future resolved by `fallback`, for work too small to send."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        fallback(future)
-        return future
 
     async def start(self) -> None:
         """Starts the process now; the first request also does, in the background."""

@@ -14,6 +14,7 @@ in a few tens of milliseconds.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import BinaryIO
@@ -47,11 +48,11 @@ def fdatasync(path: str) -> int:
     except FileNotFoundError:
         return 0
     except OSError as error:
-        return error.errno or -1
+        return error.errno or errno.EIO
     try:
         os.fdatasync(fd)
     except OSError as error:
-        return error.errno or -1
+        return error.errno or errno.EIO  # a code that fits the answer (unsigned)
     finally:
         os.close(fd)
     return 0

@@ -30,6 +30,8 @@ from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPluginProtocol
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.db import Database
 from app.results import load_results
@@ -319,8 +321,6 @@ class ResilientRedisBackend(RedisChannelsPubSubBackend):
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
-        from redis.exceptions import RedisError
-
         while True:
             try:
                 async for event in super().stream_events():
@@ -333,8 +333,6 @@ class ResilientRedisBackend(RedisChannelsPubSubBackend):
                     await callback()
 
     async def _reconnect(self) -> None:
-        from redis.exceptions import RedisError
-
         delay = REDIS_RETRY_FIRST_S
         while True:
             await asyncio.sleep(delay)
@@ -352,8 +350,6 @@ class ResilientRedisBackend(RedisChannelsPubSubBackend):
 def channels_backend(settings: Settings) -> ChannelsBackend:
     if settings.redis_url is None:
         return MemoryChannelsBackend()
-    from redis.asyncio import Redis
-
     return ResilientRedisBackend(redis=Redis.from_url(settings.redis_url))
 
 
