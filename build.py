@@ -31,7 +31,7 @@ import rjsmin
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "dist"
-TEMPLATES = ROOT / "app" / "templates"
+TEMPLATES = ROOT / "app" / "edge" / "templates"
 
 PAGE_ENTRY = "frontend/page.js"
 STYLESHEET = "frontend/style.css"
@@ -310,7 +310,7 @@ def render_headers() -> str:
 def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMPLATES) -> bytes:
     if not (templates / PAGE_TEMPLATE).is_file():
         raise BuildError(f"missing input: {_where(templates / PAGE_TEMPLATE)}")
-    # The options app/pages.py:configure_templates gives the service's engine.
+    # The options app/edge/pages.py gives the service's engine.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
@@ -367,7 +367,7 @@ def build(
         a.name: {"path": a.path, "url": urls[a.name], "integrity": integrity(a.data), "content_type": a.content_type}
         for a in assets
     }
-    page_html = render_sample_page(manifest_assets, source_root / "app" / "templates")
+    page_html = render_sample_page(manifest_assets, source_root / "app" / "edge" / "templates")
     critical = sum(len(gzip_bytes(data)) for data in (page_html, page_js, style_css))
 
     files = {a.path: a.data for a in assets}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from app.db import Database
-from app.migrate import upgrade
-from app.polls import ensure_demo_poll
-from app.settings import Settings, SettingsError
+from app.core.settings import Settings, SettingsError
+from app.polls.store import ensure_demo_poll
+from app.storage.db import Database
+from app.storage.migrate import upgrade
 from app.workers import serve
 
 # Results streams never end by themselves: past this, a shutdown stops waiting and ends them.

@@ -11,10 +11,10 @@ import click
 import msgspec
 from litestar import Litestar
 
-from app import keys as receipt_keys
-from app.db import Database
-from app.migrate import current_revision, upgrade
-from app.settings import Settings
+from app.core import keys as receipt_keys
+from app.core.settings import Settings
+from app.storage.db import Database
+from app.storage.migrate import current_revision, upgrade
 
 
 def register_commands(cli: click.Group) -> None:
@@ -67,8 +67,8 @@ def polls_group() -> None:
 def create_poll_command(
     ctx: click.Context, question: str, options: tuple[str, ...], closes_at: str | None, late_grace_seconds: int
 ) -> None:
-    from app.api import poll_created
-    from app.polls import DuplicateOption, PollSpec, create_poll
+    from app.edge.polls import poll_created
+    from app.polls.store import DuplicateOption, PollSpec, create_poll
 
     try:
         spec = msgspec.convert(

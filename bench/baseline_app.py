@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 
 import msgspec
@@ -19,7 +20,15 @@ from litestar.params import JSONBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 from nacl.signing import VerifyKey
 
-from app.protocol import Vote
+from app.core.protocol import Vote
+
+
+def _verify(vote: Vote) -> None:
+    VerifyKey(_b64url(vote.public_key)).verify(vote.signing_bytes(), _b64url(vote.signature))
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @get("/noop", sync_to_thread=False)
@@ -29,7 +38,7 @@ def noop() -> dict[str, str]:
 
 @post("/verify", sync_to_thread=False, status_code=200)
 def verify(data: JSONBody[Vote]) -> dict[str, str]:
-    VerifyKey(data.public_key_bytes()).verify(data.signing_bytes(), data.signature_bytes())
+    _verify(data)
     return {"status": "verified"}
 
 
@@ -46,7 +55,7 @@ class LeanVerify(ASGIMiddleware):
             body += message.get("body", b"")
             more = message.get("more_body", False)
         vote = _decode_vote(body)
-        VerifyKey(vote.public_key_bytes()).verify(vote.signing_bytes(), vote.signature_bytes())
+        _verify(vote)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_VERIFIED)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": _VERIFIED})

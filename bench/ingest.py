@@ -18,6 +18,7 @@ Prints a table and writes bench/results.json. Loopback only; every run is bounde
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ from pathlib import Path
 import httpx
 from nacl.signing import SigningKey
 
-from app.protocol import b64encode, signing_bytes
+from app.core.protocol import b64encode, signing_bytes
 from bench.servers import uvicorn, vote_service
 from tests.service_process import ROOT
 
@@ -82,6 +83,10 @@ def sign_votes(poll_id: str, option_ids: list[str], count: int) -> list[dict]:
         vote["signature"] = b64encode(key.sign(signed).signature)
         votes.append(vote)
     return votes
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def write_requests(path: Path, lines: list[tuple[str, str, str]]) -> Path:
@@ -180,9 +185,7 @@ def verify_rate(seconds: float = 2.0) -> float:
     vote = sign_votes("bench", ["a"], 1)[0]
     from nacl.signing import VerifyKey
 
-    from app.protocol import b64decode
-
-    key, signature = b64decode(vote["public_key"]), b64decode(vote["signature"])
+    key, signature = b64url_decode(vote["public_key"]), b64url_decode(vote["signature"])
     message = signing_bytes("bench", "a", vote["vote_id"], vote["idempotency_key"], vote["created_at"])
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

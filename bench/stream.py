@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from app.live import UPDATE_INTERVAL_S
+from app.live.fanout import UPDATE_INTERVAL_S
 from bench.ingest import create_poll, service_env, sign_votes
 from bench.servers import uvicorn
 

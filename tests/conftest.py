@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import ADMIN_TOKEN, Voter, create_poll
 from tests.lifespan import serve
 

@@ -3,8 +3,11 @@ a client must pass before it calls a vote confirmed (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,9 +16,30 @@ from typing import Any
 import httpx
 from nacl.signing import SigningKey, VerifyKey
 
-from app.protocol import b64decode, b64encode, signing_bytes
+from app.core.keys import ReceiptKey
+from app.core.protocol import Vote, b64encode, signing_bytes
+from app.votes.receipts import receipt_payload, signed_receipt
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict unpadded base64url, as docs/protocol.md has it: raises ValueError on anything else."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("expected unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as error:
+        raise ValueError(str(error)) from None
+
+
+def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int) -> bytes:
+    """A receipt as the service signs it, for a vote it never saw (test vectors, client checks)."""
+    signed = vote.signing_bytes()
+    hash_ = b64encode(hashlib.sha256(signed + b64decode(vote.signature)).digest())
+    payload = receipt_payload(key.kid, vote, seq, accepted_at, hash_)
+    return signed_receipt(key.kid, payload, key.sign(payload))
 
 
 async def create_poll(client: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from app import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 @asynccontextmanager

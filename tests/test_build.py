@@ -44,7 +44,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sources(tmp_path: Path) -> Path:
     """A copy of the build's inputs, for tests that change or remove one."""
     root = tmp_path / "src"
-    for part in ("frontend", "sw", "app/templates"):
+    for part in ("frontend", "sw", "app/edge/templates"):
         shutil.copytree(ROOT / part, root / part)
     return root
 

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from nacl.signing import SigningKey
 
-from app.crypto_helper import CryptoHelper, forged_here
-from app.keys import ReceiptKey
-from app.protocol import Ballot, Vote
+from app.core.keys import ReceiptKey
+from app.core.protocol import Ballot, Vote
+from app.votes.crypto import CryptoHelper, forged_here
 from tests.helpers import Voter
 
 FORGED = {2, 7, 11}

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.db import _finish_even_if_cancelled
+from app.votes.commit_engine import _finish_even_if_cancelled
 
 
 async def test_cancelled_caller_still_waits_for_the_thread_and_hands_back_its_result():

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.idempotency import idempotency_key_from, parse_sf_string
-from app.problems import InvalidIdempotencyKey
+from app.core.problems import InvalidIdempotencyKey
+from app.votes.idempotency import idempotency_key_from, parse_sf_string
 
 KEY = "0b6f2b8e-9d43-4e39-8f2a-3c4d5e6f7a8b"
 

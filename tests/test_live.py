@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from app.db import Database
-from app.live import UPDATE_INTERVAL_S, LiveResults, Watcher
+from app.live.fanout import UPDATE_INTERVAL_S, LiveResults, Watcher
+from app.storage.db import Database
 from tests.helpers import Voter, send_vote
 
 

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from app.db import Database
-from app.migrate import alembic_config, current_revision, upgrade
-from app.schema import metadata
+from app.storage.db import Database
+from app.storage.migrate import alembic_config, current_revision, upgrade
+from app.storage.schema import metadata
 
 
 def test_history_has_a_single_head():

@@ -18,7 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.helpers import Voter, send_vote
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from app.db import Database
-from app.wal import Checkpointer
+from app.storage.db import Database
+from app.votes.commit_engine import CommitEngine
+from app.votes.wal_checkpoint import Checkpointer
 
 ROWS, ROW_BYTES = 200, 2000
 
@@ -19,13 +20,15 @@ def in_database_file(path: Path) -> bool:
 
 async def test_group_commit_connections_leave_checkpoints_to_the_checkpointer(tmp_path):
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}")
+    engine = CommitEngine(db)
     try:
-        autocheckpoint, durable = await db.commit(
+        autocheckpoint, durable = await engine.commit(
             lambda run: run(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
         )
         await durable
         assert autocheckpoint == 0
     finally:
+        await engine.close()
         await db.dispose()
 
 

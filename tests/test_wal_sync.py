@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import wal_sync
-from app.db import Database
-from app.settings import Settings
+from app.core.settings import Settings
+from app.votes import wal_sync
+from app.votes.commit_engine import CommitEngine
 from tests.helpers import ADMIN_TOKEN, Voter, create_poll, send_vote
 from tests.lifespan import serve
 
@@ -70,7 +70,7 @@ def stored_votes(client: httpx.AsyncClient) -> int:
 
 
 async def test_a_receipt_waits_for_the_fsync_that_follows_its_commit(sqlite_client):
-    fsync_helper = sqlite_client.app.state.db._wal_sync.process
+    fsync_helper = sqlite_client.app.state.votes.committer.engine._wal_sync.process
     await fsync_helper.start()
     poll = await create_poll(sqlite_client, question="Durable?", options=["Yes", "No"])
     os.kill(fsync_helper.pid, signal.SIGSTOP)  # its fsync cannot finish
@@ -88,7 +88,7 @@ async def test_a_receipt_waits_for_the_fsync_that_follows_its_commit(sqlite_clie
 
 
 async def test_a_failed_fsync_gives_no_receipt_now_or_later_and_the_worker_turns_unready(sqlite_client, held_fsync):
-    sqlite_client.app.state.db._wal_sync.process.enabled = False  # fsync here, where it is held
+    sqlite_client.app.state.votes.committer.engine._wal_sync.process.enabled = False  # fsync here, where it is held
     poll = await create_poll(sqlite_client, question="Durable?", options=["Yes", "No"])
     vote = Voter().vote(poll["id"], "yes")
     held_fsync.error = OSError(errno.EIO, "I/O error")
@@ -140,25 +140,25 @@ async def test_one_fsync_covers_every_commit_that_finished_before_it(tmp_path, h
 
 async def test_votes_that_arrive_while_another_worker_commits_join_one_batch(sqlite_client):
     poll = await create_poll(sqlite_client, question="Batched?", options=["Yes", "No"])
-    db = sqlite_client.app.state.db
     committer = sqlite_client.app.state.votes.committer
-    commits_before = db.commits
-    with other_worker_holding_the_write_lock(db) as release:
+    engine = committer.engine
+    commits_before = engine.commits
+    with other_worker_holding_the_write_lock(engine) as release:
         first = [asyncio.create_task(send_vote(sqlite_client, Voter().vote(poll["id"], "yes"))) for _ in range(5)]
-        await until(db._write_lock.locked)  # the committer is in its commit, waiting for the file lock
+        await until(engine._write_lock.locked)  # the committer is in its commit, waiting for the file lock
         later = [asyncio.create_task(send_vote(sqlite_client, Voter().vote(poll["id"], "no"))) for _ in range(5)]
         await until(lambda: len(committer._pending) == 10 and all(p.check.done() for p in committer._pending))
         release()
         async with asyncio.timeout(30):  # a vote left unanswered fails here, not at the suite's timeout
             answers = await asyncio.gather(*first, *later)
     assert [a.status_code for a in answers] == [201] * 10
-    assert db.commits - commits_before == 1
+    assert engine.commits - commits_before == 1
 
 
 @contextmanager
-def other_worker_holding_the_write_lock(db: Database) -> Iterator[Callable[[], None]]:
+def other_worker_holding_the_write_lock(engine: CommitEngine) -> Iterator[Callable[[], None]]:
     """Holds the workers' write lock, as another worker's commit would; yields its release."""
-    fd = os.open(db._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(engine._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     released = False
 

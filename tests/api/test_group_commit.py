@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from app.protocol import b64decode
-from tests.helpers import Voter, send_vote
+from tests.helpers import Voter, b64decode, send_vote
 from tests.lifespan import serve
 
 
@@ -15,13 +14,13 @@ def seq_of(response) -> int:
 
 
 async def test_concurrent_votes_share_commits_and_get_distinct_seqs(client, poll):
-    db = client.app.state.db
-    commits_before = db.commits
+    engine = client.app.state.votes.committer.engine
+    commits_before = engine.commits
     votes = [Voter().vote(poll["id"], "yes" if i % 2 else "no") for i in range(100)]
     responses = await asyncio.gather(*(send_vote(client, v) for v in votes))
     assert [r.status_code for r in responses] == [201] * 100
     assert sorted(seq_of(r) for r in responses) == list(range(1, 101))
-    assert 0 < db.commits - commits_before < 50
+    assert 0 < engine.commits - commits_before < 50
     results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
     assert {o["id"]: o["votes"] for o in results["options"]} == {"yes": 50, "no": 50}
 

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from app import create_app
-from app.keys import rotate
-from app.settings import Settings
+from app.core.keys import rotate
+from app.core.settings import Settings
 from tests.helpers import Voter, send_vote, verify_receipt
 from tests.lifespan import serve
 

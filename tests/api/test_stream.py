@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.live import LiveResults
+from app.live.fanout import LiveResults
 from tests.helpers import Voter, send_vote
 from tests.service_process import ServiceProcess
 from tests.sse import counts, open_stream

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
-from app.protocol import b64decode, b64encode
-from app.schema import polls
-from tests.helpers import Voter, create_poll, now_ms, send_vote, verify_receipt
+from app.core.protocol import b64encode
+from app.storage.schema import polls
+from tests.helpers import Voter, b64decode, create_poll, now_ms, send_vote, verify_receipt
 from tests.lifespan import serve
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from app.keys import ReceiptKey, kid_for
-from app.protocol import Vote, b64decode, b64encode
-from app.receipts import issue_receipt
+from app.core.keys import ReceiptKey, kid_for
+from app.core.protocol import Ballot, Vote, b64encode
+from tests.helpers import b64decode, issue_receipt
 
 VOTER_SEED = bytes(range(32))
 SERVER_SEED = bytes(range(32, 64))
@@ -45,7 +45,7 @@ def build() -> dict[str, object]:
         },
         "vote": {**fields, "public_key": vote.public_key, "signature": vote.signature},
         "signing_bytes": signed_bytes.decode(),
-        "ballot_hash": vote.ballot_hash(),
+        "ballot_hash": Ballot.of(vote).ballot_hash,
         "receipt": json.loads(receipt),
         "receipt_payload": json.loads(b64decode(json.loads(receipt)["payload"])),
     }

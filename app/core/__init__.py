@@ -1,0 +1,1 @@
+"""The shared core: the vote protocol, problem types, settings and keys. It imports nothing else of app/."""

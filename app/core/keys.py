@@ -1,0 +1,100 @@
+"""The service's receipt signing keys: generated on first start, kept under the data dir (0600).
+
+Every key file in `{data_dir}/receipt-keys/` is published at GET /api/v1/keys, so receipts
+signed before a rotation still verify. The newest file signs new receipts. Nodes of one fleet
+share this directory's contents.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from nacl.signing import SigningKey
+
+from app.core.protocol import b64encode
+
+KEY_DIR_NAME = "receipt-keys"
+KEY_SUFFIX = ".key"
+KID_BYTES = 9  # 12 base64url characters: short, and collisions need 2**36 keys
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptKey:
+    kid: str
+    signing_key: SigningKey
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self.signing_key.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signing_key.sign(message).signature
+
+
+class PublicKeyInfo(msgspec.Struct):
+    kid: str
+    alg: str
+    public_key: str
+    active: bool
+
+
+class KeyRing:
+    def __init__(self, keys: list[ReceiptKey]) -> None:
+        if not keys:
+            raise ValueError("a key ring needs at least one key")
+        self.keys = keys
+        self.active = keys[-1]
+
+    def public_keys(self) -> list[PublicKeyInfo]:
+        return [
+            PublicKeyInfo(kid=k.kid, alg="Ed25519", public_key=b64encode(k.public_key), active=k is self.active)
+            for k in self.keys
+        ]
+
+
+def kid_for(public_key: bytes) -> str:
+    return b64encode(hashlib.sha256(public_key).digest()[:KID_BYTES])
+
+
+def load_or_create(data_dir: Path) -> KeyRing:
+    key_dir = data_dir / KEY_DIR_NAME
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Workers starting together must agree on one first key, not make one each.
+    with open(key_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _key_files(key_dir):
+            rotate(data_dir)
+        return KeyRing([_read_key(path) for path in _key_files(key_dir)])
+
+
+def rotate(data_dir: Path) -> ReceiptKey:
+    """Makes a new active key; old keys stay published."""
+    key_dir = data_dir / KEY_DIR_NAME
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = SigningKey.generate()
+    # The name sorts by creation time, so the newest key is the last one.
+    path = key_dir / f"{time.time_ns():020d}{KEY_SUFFIX}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(bytes(key))
+        file.flush()
+        os.fsync(file.fileno())
+    return ReceiptKey(kid=kid_for(bytes(key.verify_key)), signing_key=key)
+
+
+def _key_files(key_dir: Path) -> list[Path]:
+    return sorted(key_dir.glob(f"*{KEY_SUFFIX}"))
+
+
+def _read_key(path: Path) -> ReceiptKey:
+    seed = path.read_bytes()
+    if len(seed) != 32:
+        raise ValueError(f"{path}: expected a 32-byte Ed25519 seed, found {len(seed)} bytes")
+    key = SigningKey(seed)
+    return ReceiptKey(kid=kid_for(bytes(key.verify_key)), signing_key=key)

@@ -1,0 +1,44 @@
+"""Liveness and readiness, for load balancers and supervisors."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import get
+from litestar.handlers import HTTPRouteHandler
+
+from app.core import problems
+from app.edge.deps import DatabaseDep
+from app.edge.errors import problem_specs
+from app.votes.service import VoteService
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+@get("/healthz", operation_id="health", summary="The process is alive", tags=["health"])
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+def health_routes(votes: VoteService) -> list[HTTPRouteHandler]:
+    @get(
+        "/readyz",
+        operation_id="ready",
+        summary="The database is reachable and writes are durable",
+        tags=["health"],
+        responses=problem_specs(problems.ServiceUnavailable),
+    )
+    async def readyz(db: DatabaseDep) -> Health:
+        failure = votes.durability_failure
+        if failure is not None:
+            raise problems.ServiceUnavailable(
+                f"Writes are not durable since an fsync failed ({failure}); restart this worker."
+            )
+        try:
+            await db.ping()
+        except Exception:  # any failure to reach the database means "not ready"
+            raise problems.ServiceUnavailable("The database is not reachable.", headers={"Retry-After": "1"}) from None
+        return Health(status="ready")
+
+    return [healthz, readyz]

@@ -1,0 +1,97 @@
+"""Poll routes for organisers and result screens: create a poll, read it, read its counts."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
+
+from app.core import problems
+from app.core.settings import Settings
+from app.edge.deps import DatabaseDep, SettingsDep
+from app.edge.errors import problem_specs
+from app.edge.http import PollId, none_match
+from app.polls.results import load_results
+from app.polls.store import DuplicateOption, Option, Poll, PollSpec, create_poll, load_poll
+
+RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
+
+
+class PollCreated(msgspec.Struct):
+    id: str
+    question: str
+    options: list[Option]
+    closes_at: int | None
+    late_grace_seconds: int
+    url: str
+
+
+def poll_created(poll: Poll, settings: Settings) -> PollCreated:
+    return PollCreated(
+        id=poll.id,
+        question=poll.question,
+        options=poll.options,
+        closes_at=poll.closes_at,
+        late_grace_seconds=poll.late_grace_seconds,
+        url=f"{settings.base_url}/polls/{poll.id}",
+    )
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    token: str = connection.app.state.admin_token
+    scheme, _sep, presented = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise problems.Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+
+
+class PollController(Controller):
+    path = "/api/v1/polls"
+    tags = ("polls",)
+
+    @post(
+        "/",
+        guards=[require_admin],
+        operation_id="createPoll",
+        summary="Create a poll (admin)",
+        opt={"invalid_body_problem": problems.InvalidRequest},
+        responses=problem_specs(problems.InvalidRequest, problems.Unauthorized),
+        security=[{"bearer": []}],
+    )
+    async def create(self, data: JSONBody[PollSpec], db: DatabaseDep, settings: SettingsDep) -> PollCreated:
+        try:
+            poll = await create_poll(db, data)
+        except DuplicateOption as error:
+            raise problems.InvalidRequest(str(error)) from None
+        return poll_created(poll, settings)
+
+    @get(
+        "/{poll_id:str}",
+        operation_id="getPoll",
+        summary="A poll and its options",
+        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound),
+    )
+    async def show(self, db: DatabaseDep, poll_id: PollId) -> Poll:
+        poll = await load_poll(db, poll_id)
+        if poll is None:
+            raise problems.PollNotFound.named(poll_id)
+        return poll
+
+    @get(
+        "/{poll_id:str}/results",
+        operation_id="getResults",
+        summary="Counts per option; cacheable, with an ETag",
+        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound),
+    )
+    async def results(self, request: Request[Any, Any, Any], db: DatabaseDep, poll_id: PollId) -> Response[Any]:
+        results = await load_results(db, poll_id)
+        if results is None:
+            raise problems.PollNotFound.named(poll_id)
+        headers = {"ETag": results.etag, "Cache-Control": RESULTS_CACHE_CONTROL}
+        if none_match(request.headers.get("if-none-match"), results.etag):
+            return Response(content=b"", status_code=304, headers=headers)
+        return Response(content=results, headers=headers)

@@ -1,0 +1,129 @@
+"""Vote routes: one signed vote, a batch of them, and the keys that sign their receipts.
+
+The vote routes are made for one vote service (`vote_routes`), which the fast path and the
+handlers share; every rule a vote must pass is in app/votes/acceptance.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody
+
+from app.core import problems
+from app.core.keys import PublicKeyInfo
+from app.core.protocol import Receipt, Vote
+from app.edge.batch import MAX_BATCH_BODY_BYTES, MAX_BATCH_VOTES, BatchRequest, BatchResponseDoc, submit_batch
+from app.edge.deps import ReceiptKeysDep
+from app.edge.errors import problem_specs
+from app.edge.fast_path import VoteFastPath
+from app.edge.http import PollId
+from app.votes.acceptance import require_json, vote_from_request
+from app.votes.service import VoteService
+
+MAX_VOTE_BODY_BYTES = 4 * 1024
+JSON = "application/json"
+
+
+class KeyList(msgspec.Struct):
+    keys: list[PublicKeyInfo]
+
+
+# Hot-path checks run as before_request hooks rather than guards: Litestar copies the route
+# handler for every guard call, which costs more than the check itself.
+async def _require_json(request: Request[Any, Any, Any]) -> None:
+    require_json(request.headers.get("content-type"))
+
+
+async def _read_vote(request: Request[Any, Any, Any]) -> None:
+    """The fast path's rules, for the requests it passes on (a body of unknown or excessive length)."""
+    request.state.vote = vote_from_request(
+        request.headers.get("content-type"),
+        request.headers.get("idempotency-key"),
+        await request.body(),
+        request.path_params["poll_id"],
+    )
+
+
+def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
+    @post(
+        "/api/v1/polls/{poll_id:str}/votes",
+        before_request=_read_vote,
+        request_max_body_size=MAX_VOTE_BODY_BYTES,
+        # Votes whose body has a known length are served by the fast path; this handler, the rest.
+        middleware=[VoteFastPath(votes, MAX_VOTE_BODY_BYTES)],
+        operation_id="castVote",
+        summary="Cast a signed vote; safe to retry with the same Idempotency-Key and body",
+        description="201 with a signed receipt on first acceptance, after the commit; 200 with the same "
+        "receipt bytes on a retry. See docs/protocol.md.",
+        status_code=201,
+        tags=["polls"],
+        responses={
+            200: ResponseSpec(Receipt, description="Accepted earlier: the byte-identical receipt."),
+            **problem_specs(
+                problems.InvalidIdempotencyKey,
+                problems.IdempotencyKeyMismatch,
+                problems.MalformedJson,
+                problems.PollMismatch,
+                problems.PayloadTooLarge,
+                problems.UnsupportedMediaType,
+                problems.InvalidVote,
+                problems.PollNotFound,
+                problems.AlreadyVoted,
+                problems.RequestInFlight,
+                problems.PollClosed,
+                problems.IdempotencyKeyReused,
+                problems.InvalidSignature,
+                problems.UnknownOption,
+                problems.ClockInFuture,
+                problems.ServiceUnavailable,
+            ),
+        },
+    )
+    async def cast_vote(
+        request: Request[Any, Any, Any],
+        # Declared for OpenAPI; the vote itself is read by _read_vote, with the fast path's rules.
+        data: JSONBody[Vote],
+        poll_id: PollId,
+        idempotency_key: Annotated[
+            str, HeaderParameter(name="Idempotency-Key", description="The vote's idempotency_key, quoted or bare.")
+        ],
+    ) -> Response[bytes]:
+        accepted = await votes.submit(request.state.vote)
+        return Response(content=accepted.receipt, status_code=accepted.status, media_type=JSON)
+
+    @post(
+        "/api/v1/votes/batch",
+        before_request=_require_json,
+        request_max_body_size=MAX_BATCH_BODY_BYTES,
+        operation_id="castVotes",
+        summary=f"Cast up to {MAX_BATCH_VOTES} signed votes of any polls; each answered as the single endpoint would",
+        description="200 with one result per vote, in order: its status and its receipt, or its problem. "
+        "Each vote's own idempotency_key makes it safe to retry the whole batch. See docs/protocol.md.",
+        opt={"invalid_body_problem": problems.InvalidRequest},
+        status_code=200,
+        tags=["votes"],
+        responses={
+            200: ResponseSpec(BatchResponseDoc, description="One result per vote, in order."),
+            **problem_specs(
+                problems.MalformedJson,
+                problems.InvalidRequest,
+                problems.PayloadTooLarge,
+                problems.UnsupportedMediaType,
+            ),
+        },
+    )
+    async def cast_votes(data: JSONBody[BatchRequest]) -> Response[bytes]:
+        return Response(content=await submit_batch(votes, data), media_type=JSON)
+
+    return [cast_vote, cast_votes]
+
+
+@get("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
+async def list_keys(receipt_keys: ReceiptKeysDep) -> Response[KeyList]:
+    # Keys change only on rotation; a short cache keeps a flood of new devices off the service.
+    return Response(KeyList(keys=receipt_keys.public_keys()), headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,1 @@
+"""Live results: snapshots of each poll's counts fanned out to every stream, across workers via Redis."""

@@ -1,0 +1,158 @@
+"""Polls: creation, lookup, and the demo poll for `make run`. Polls do not change once created."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Collection
+from typing import Annotated
+
+import msgspec
+from sqlalchemy import insert, select
+
+from app.core.protocol import Identifier, Millis
+from app.storage.db import Database
+from app.storage.schema import options as options_table
+from app.storage.schema import polls as polls_table
+
+POLL_ID_BYTES = 12  # 16 URL-safe characters, 96 random bits: not guessable, not enumerable
+MAX_OPTIONS = 64
+
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Option(msgspec.Struct):
+    id: str
+    label: str
+
+
+class Poll(msgspec.Struct):
+    id: str
+    question: str
+    options: list[Option]
+    closes_at: int | None
+    late_grace_seconds: int = 0
+
+    def option_ids(self) -> set[str]:
+        return {option.id for option in self.options}
+
+
+class OptionSpec(msgspec.Struct, forbid_unknown_fields=True):
+    label: Label
+    id: Identifier | None = None
+
+
+class PollSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """What an organiser sends to create a poll. Options are labels, or objects with an id."""
+
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    options: Annotated[list[Label | OptionSpec], msgspec.Meta(min_length=2, max_length=MAX_OPTIONS)]
+    closes_at: Millis | None = None
+    late_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 3600)] = 0
+
+
+class DuplicateOption(ValueError):
+    pass
+
+
+async def load_poll(db: Database, poll_id: str) -> Poll | None:
+    return (await load_polls(db, [poll_id])).get(poll_id)
+
+
+async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]:
+    """The named polls that exist, read in two queries however many there are."""
+    async with db.read() as conn:
+        poll_rows = (await conn.execute(select(polls_table).where(polls_table.c.id.in_(poll_ids)))).all()
+        if not poll_rows:
+            return {}
+        option_rows = await conn.execute(
+            select(options_table.c.poll_id, options_table.c.id, options_table.c.label)
+            .where(options_table.c.poll_id.in_([row.id for row in poll_rows]))
+            .order_by(options_table.c.poll_id, options_table.c.position)
+        )
+        options_by_poll: dict[str, list[Option]] = {}
+        for option in option_rows:
+            options_by_poll.setdefault(option.poll_id, []).append(Option(id=option.id, label=option.label))
+    return {
+        row.id: Poll(
+            id=row.id,
+            question=row.question,
+            options=options_by_poll.get(row.id, []),
+            closes_at=row.closes_at,
+            late_grace_seconds=row.late_grace_seconds,
+        )
+        for row in poll_rows
+    }
+
+
+async def create_poll(db: Database, spec: PollSpec) -> Poll:
+    poll = Poll(
+        id=secrets.token_urlsafe(POLL_ID_BYTES),
+        question=spec.question,
+        options=_options_from(spec.options),
+        closes_at=spec.closes_at,
+        late_grace_seconds=spec.late_grace_seconds,
+    )
+    async with db.write() as conn:
+        await conn.execute(
+            insert(polls_table).values(
+                id=poll.id,
+                question=poll.question,
+                closes_at=poll.closes_at,
+                late_grace_seconds=poll.late_grace_seconds,
+                created_at=int(time.time() * 1000),
+            )
+        )
+        await conn.execute(
+            insert(options_table),
+            [{"poll_id": poll.id, "id": o.id, "label": o.label, "position": i} for i, o in enumerate(poll.options)],
+        )
+    return poll
+
+
+async def first_poll_id(db: Database) -> str | None:
+    async with db.read() as conn:
+        return (
+            await conn.execute(select(polls_table.c.id).order_by(polls_table.c.created_at).limit(1))
+        ).scalar_one_or_none()
+
+
+DEMO_POLL = PollSpec(question="Which should the town build next?", options=["A library", "A park", "A pool"])
+
+
+async def ensure_demo_poll(db: Database) -> str:
+    """Returns the first poll's id, creating the demo poll when there is none."""
+    existing = await first_poll_id(db)
+    return existing if existing is not None else (await create_poll(db, DEMO_POLL)).id
+
+
+def _options_from(specs: list[str | OptionSpec]) -> list[Option]:
+    result: list[Option] = []
+    taken: set[str] = set()
+    for index, spec in enumerate(specs, start=1):
+        label = spec if isinstance(spec, str) else spec.label
+        if isinstance(spec, OptionSpec) and spec.id is not None:
+            if spec.id in taken:
+                raise DuplicateOption(f"option id {spec.id!r} appears twice")
+            option_id = spec.id
+        else:
+            option_id = _unique(_slug(label) or f"option-{index}", taken)
+        taken.add(option_id)
+        result.append(Option(id=option_id, label=label))
+    return result
+
+
+def _slug(label: str) -> str:
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_label.lower()).strip("-")[:56]
+
+
+def _unique(candidate: str, taken: set[str]) -> str:
+    if candidate not in taken:
+        return candidate
+    n = 2
+    while f"{candidate}-{n}" in taken:
+        n += 1
+    return f"{candidate}-{n}"

@@ -1,0 +1,178 @@
+"""Every rule a vote must pass, in the order they are checked. A new rule for votes goes here.
+
+1. The request's form (`vote_from_request`, `vote_from_item`): JSON, an Idempotency-Key header
+   naming the body's key, a body that is a vote, for the poll of the URL.
+2. The idempotency key in flight in this worker (`in_flight_problem`): an identical request
+   joins the one in progress, a different body under the same key waits for its answer.
+3. The poll (`poll_problem`): it exists, has the option, is open; the vote is not dated in the
+   future. A vote stopped here that was stored earlier still gets its receipt: see VoteService.
+4. Inside the transaction that stores it (`decide`), against committed rows and the rest of its
+   batch: the key's stored vote (a replay, or a reuse of the key for another vote), the
+   signature (checked in batches as votes arrive, app/votes/crypto.py), the device (one vote per
+   key per poll).
+
+The single endpoint, its fast path and each item of the batch endpoint all go through these, so
+a vote gets the same answer whichever way it came. docs/protocol.md lists the answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import Connection
+
+from app.core import problems
+from app.core.protocol import Ballot, Vote
+from app.polls.cache import CachedPoll
+from app.votes.idempotency import idempotency_key_from
+from app.votes.rows import devices_that_voted, stored_by_key, take_seqs
+
+MAX_CLOCK_AHEAD_MS = 5 * 60 * 1000  # devices' clocks drift; beyond this a vote is suspect
+JSON_MEDIA_TYPE = "application/json"
+KEY_REUSED = "This idempotency key was already used for a different vote."
+ALREADY_VOTED = "This device's key has already cast a vote in this poll."
+INVALID_SIGNATURE = "The signature does not verify against public_key."
+
+_decode_vote = msgspec.json.Decoder(Vote).decode
+_AT_FIELD = re.compile(r"(?s)(.*) - at `\$\.([^`]*)`")
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    receipt: bytes
+    created: bool
+    """True only for the request that caused the commit; every replay gets False."""
+
+    @property
+    def status(self) -> int:
+        return 201 if self.created else 200
+
+
+# 1. The request's form
+
+
+def require_json(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        raise problems.UnsupportedMediaType(f"Send application/json, not {media_type or 'nothing'}.")
+
+
+def vote_from_request(content_type: str | None, idempotency_header: str | None, body: bytes, poll_id: str) -> Vote:
+    """The vote a `POST /api/v1/polls/{poll_id}/votes` carries, or the problem with its form."""
+    require_json(content_type)
+    key = idempotency_key_from(idempotency_header)
+    try:
+        vote = _decode_vote(body)
+    except msgspec.ValidationError as error:  # a subclass of DecodeError: JSON, but not a vote
+        raise invalid_vote(error) from None
+    except msgspec.DecodeError as error:
+        raise problems.MalformedJson(str(error)) from None
+    if key != vote.idempotency_key:
+        raise problems.IdempotencyKeyMismatch("The Idempotency-Key header must equal idempotency_key.")
+    if vote.poll_id != poll_id:
+        raise problems.PollMismatch(f"The vote is for poll {vote.poll_id!r}, sent to poll {poll_id!r}.")
+    return vote
+
+
+def vote_from_item(item: Any) -> Vote:
+    """One vote of a batch, already parsed as JSON; its key and poll are its own."""
+    try:
+        return msgspec.convert(item, Vote)
+    except msgspec.ValidationError as error:
+        raise invalid_vote(error) from None
+
+
+def invalid_vote(error: msgspec.ValidationError) -> problems.InvalidVote:
+    """Names the field at fault, in the words and shape every vote endpoint uses."""
+    message = str(error)
+    at_field = _AT_FIELD.fullmatch(message)
+    if at_field is None:
+        # Not about one field (a missing or unknown field, not an object): the whole body.
+        return problems.InvalidVote(message, errors=[{"message": message, "key": "data", "source": "body"}])
+    message, field = at_field.groups()
+    return problems.InvalidVote(f"{field}: {message}", errors=[{"message": message, "key": field, "source": "body"}])
+
+
+# 2. The idempotency key in flight
+
+
+def in_flight_problem(in_flight_hash: bytes, request_hash: bytes) -> problems.Problem | None:
+    """None when the request is the one in flight (it joins it); else it must wait."""
+    if in_flight_hash == request_hash:
+        return None
+    return problems.RequestInFlight(headers={"Retry-After": "1"})
+
+
+# 3. The poll
+
+
+def poll_problem(vote: Vote, poll: CachedPoll | None, now_ms: int) -> problems.Problem | None:
+    """What is wrong with the vote for its poll, if anything."""
+    if poll is None:
+        return problems.PollNotFound.named(vote.poll_id)
+    if vote.option_id not in poll.option_ids:
+        return problems.UnknownOption(f"Poll {vote.poll_id!r} has no option {vote.option_id!r}.")
+    if vote.created_at > now_ms + MAX_CLOCK_AHEAD_MS:
+        return problems.ClockInFuture("created_at is more than 5 minutes ahead of the service's clock.")
+    closes_at = poll.poll.closes_at
+    if closes_at is not None and (
+        vote.created_at > closes_at or now_ms > closes_at + poll.poll.late_grace_seconds * 1000
+    ):
+        return problems.PollClosed(f"Poll {vote.poll_id!r} closed at {closes_at} ms.")
+    return None
+
+
+def stored_answer(stored_hash: bytes, receipt: bytes, request_hash: bytes) -> Accepted | problems.Problem:
+    """The answer to a vote whose key is already stored: the same receipt, or the key's reuse."""
+    if stored_hash != request_hash:
+        return problems.IdempotencyKeyReused(KEY_REUSED)
+    return Accepted(receipt=receipt, created=False)
+
+
+# 4. In the transaction
+
+
+@dataclass(slots=True)
+class Decision:
+    """What a batch's transaction decided before its receipts are signed."""
+
+    outcomes: list[Accepted | problems.Problem | None]
+    fresh: list[tuple[int, Ballot]]
+    """The new votes, with their positions in the batch."""
+    seqs: list[int]
+    accepted_at: int
+
+
+def decide(conn: Connection, batch: Sequence[Ballot], forged: set[int], clock: Callable[[], int]) -> Decision:
+    """Decides each vote of a batch inside its transaction, and reserves the new ones' positions.
+
+    Checked against committed rows and within the batch, so each vote gets exactly the answer it
+    would have had alone. A forged vote (its position is in `forged`) is refused, unless its key
+    names another vote: then the key's reuse is the answer, as for any other refused vote.
+    """
+    outcomes: list[Accepted | problems.Problem | None] = [None] * len(batch)
+    fresh: list[tuple[int, Ballot]] = []
+    # Devices first, keys second: on PostgreSQL each statement sees what was committed when it
+    # started, so a rival commit landing between the two shows its key (a replay, which takes
+    # precedence) rather than only its device (which would wrongly say "already voted").
+    voted = devices_that_voted(conn, [(b.vote.poll_id, b.public_key) for b in batch])
+    stored = stored_by_key(conn, [b.vote.idempotency_key for b in batch])
+    for index, ballot in enumerate(batch):
+        vote = ballot.vote
+        device = (vote.poll_id, ballot.public_key)
+        if vote.idempotency_key in stored:
+            # A forged vote never matches a stored hash: that vote's signature was verified.
+            outcomes[index] = stored_answer(*stored[vote.idempotency_key], ballot.request_hash)
+        elif index in forged:
+            outcomes[index] = problems.InvalidSignature(INVALID_SIGNATURE)
+        elif device in voted:
+            outcomes[index] = problems.AlreadyVoted(ALREADY_VOTED)
+        else:
+            voted.add(device)
+            fresh.append((index, ballot))
+    seqs = take_seqs(conn, [b.vote.poll_id for _, b in fresh]) if fresh else []
+    return Decision(outcomes, fresh, seqs, clock())

@@ -1,0 +1,150 @@
+"""Accepting votes: each is checked (app/votes/acceptance.py), counted exactly once, and answered
+only after its commit is on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.core import problems
+from app.core.keys import KeyRing
+from app.core.protocol import Ballot, Vote
+from app.polls.cache import PollCache
+from app.storage.db import Database
+from app.storage.schema import votes
+from app.votes.acceptance import Accepted, in_flight_problem, poll_problem, stored_answer
+from app.votes.commit_engine import CommitEngine
+from app.votes.group_commit import GroupCommitter
+
+__all__ = ["Accepted", "VoteService"]
+
+
+@dataclass(slots=True)
+class _Flight:
+    request_hash: bytes
+    outcome: asyncio.Future[Accepted]
+
+
+def _as_replay(outcome: asyncio.Future[Accepted]) -> asyncio.Future[Accepted]:
+    """What a request joining another's attempt gets: the same receipt, as a replay (200)."""
+    replay: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Accepted]) -> None:
+        if replay.done():
+            return
+        if done.cancelled():
+            replay.cancel()
+        elif (error := done.exception()) is not None:
+            replay.set_exception(error)
+        else:
+            replay.set_result(Accepted(receipt=done.result().receipt, created=False))
+
+    outcome.add_done_callback(settle)
+    return replay
+
+
+def _refused(problem: problems.Problem) -> asyncio.Future[Accepted]:
+    refused: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+    refused.set_exception(problem)
+    return refused
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class VoteService:
+    """Built with the app (it does no I/O until `open`), so that the routes get it when they are made."""
+
+    def __init__(
+        self, db: Database, clock: Callable[[], int] = now_ms, *, committer: GroupCommitter | None = None
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.polls = PollCache(db)
+        self.committer = committer or GroupCommitter(CommitEngine(db), clock)
+        self._in_flight: dict[str, _Flight] = {}
+
+    def open(self, keys: KeyRing) -> None:
+        """Called at startup, once the receipt keys are loaded: until then no vote is accepted."""
+        self.committer.keys = keys
+
+    @property
+    def on_accepted(self) -> list[Callable[[str, str], None]]:
+        """Called with (poll_id, option_id) after each new vote is committed; must not block."""
+        return self.committer.on_accepted
+
+    @property
+    def durability_failure(self) -> BaseException | None:
+        """Why receipts can no longer be issued by this worker, if they cannot (a failed fsync)."""
+        return self.committer.engine.durability_failure
+
+    async def submit(self, vote: Vote) -> Accepted:
+        """Identical concurrent requests share one attempt; a different body under a busy key is refused."""
+        # Shielded: a client that hangs up must not cancel a commit others wait on.
+        return await asyncio.shield(self.start(vote))
+
+    def start(self, vote: Vote) -> asyncio.Future[Accepted]:
+        """Starts accepting a vote; the future resolves with its answer or its problem.
+
+        For callers that wait on many votes at once (the batch endpoint): no task per vote.
+        """
+        ballot = Ballot.of(vote)
+        key = vote.idempotency_key
+        flight = self._in_flight.get(key)
+        if flight is not None:
+            problem = in_flight_problem(flight.request_hash, ballot.request_hash)
+            return _as_replay(flight.outcome) if problem is None else _refused(problem)
+        poll = self.polls.cached(vote.poll_id)
+        outcome: asyncio.Future[Accepted]
+        if poll is not None and poll_problem(vote, poll, self.clock()) is None:
+            # The hot path: a vote for a warm poll that passes its checks goes straight to the
+            # group commit, with no task of its own.
+            outcome = self.committer.enqueue(ballot)
+        else:
+            outcome = asyncio.ensure_future(self._accept(ballot))
+        self._in_flight[key] = _Flight(ballot.request_hash, outcome)
+        outcome.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return outcome
+
+    async def prefetch_polls(self, poll_ids: Collection[str]) -> None:
+        """Reads the named polls not in memory in one go: a backlog of votes often names many."""
+        await self.polls.prefetch(poll_ids)
+
+    def in_flight(self, idempotency_key: str) -> bool:
+        return idempotency_key in self._in_flight
+
+    async def close(self) -> None:
+        await self.committer.close()
+
+    async def _accept(self, ballot: Ballot) -> Accepted:
+        vote = ballot.vote
+        problem = poll_problem(vote, await self.polls.get(vote.poll_id), self.clock())
+        if problem is not None:
+            # A retry of a vote accepted earlier gets its receipt whatever changed since (the poll
+            # may have closed while the first response was lost).
+            replay = await self._replay(vote.idempotency_key, ballot.request_hash)
+            if replay is not None:
+                return replay
+            raise problem
+        return await self.committer.commit(ballot)
+
+    async def _replay(self, idempotency_key: str, request_hash: bytes) -> Accepted | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(votes.c.request_hash, votes.c.receipt).where(votes.c.idempotency_key == idempotency_key)
+                )
+            ).first()
+        if row is None:
+            return None
+        answer = stored_answer(row.request_hash, row.receipt, request_hash)
+        if isinstance(answer, problems.Problem):
+            raise answer
+        # Another worker's commit is visible before its WAL fsync is done: wait for one.
+        await self.committer.engine.durable()
+        return answer
