@@ -176,3 +176,17 @@ def test_retryable_answers_follow_the_protocol(modules: Page, status: int, probl
     result = run(modules, f"const b = await load('backoff'); return b.isRetryable({status}, {json.dumps(problem)});")
 
     assert result is retryable
+
+
+def test_backoff_takes_its_own_base_cap_and_floor(modules: Page) -> None:
+    windows = run(
+        modules,
+        """
+        const b = await load('backoff');
+        const options = { base: 4000, cap: 30000, floor: 2000 };
+        const bounds = (retries) => [0, 0.999999].map((r) => b.backoffDelay(retries, () => r, options));
+        return [1, 2, 3, 4, 9].flatMap(bounds);
+        """,
+    )
+
+    assert windows == [2000, 3999, 2000, 7999, 2000, 15999, 2000, 29999, 2000, 29999]
