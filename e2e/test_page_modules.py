@@ -176,3 +176,182 @@ def test_retryable_answers_follow_the_protocol(modules: Page, status: int, probl
     result = run(modules, f"const b = await load('backoff'); return b.isRetryable({status}, {json.dumps(problem)});")
 
     assert result is retryable
+
+
+def test_backoff_takes_its_own_base_cap_and_floor(modules: Page) -> None:
+    windows = run(
+        modules,
+        """
+        const b = await load('backoff');
+        const options = { base: 4000, cap: 30000, floor: 2000 };
+        const bounds = (retries) => [0, 0.999999].map((r) => b.backoffDelay(retries, () => r, options));
+        return [1, 2, 3, 4, 9].flatMap(bounds);
+        """,
+    )
+
+    assert windows == [2000, 3999, 2000, 7999, 2000, 15999, 2000, 29999, 2000, 29999]
+
+
+# The results feed against stand-ins: an EventSource the test fails by hand, a fetch that gives
+# the answers queued in `answers`, and timers that run only when the test fires them, so the
+# feed's schedule is read, not waited for. `heard` lists what the feed told its listener.
+FEED_LAB = """
+  const sources = [];
+  class FakeSource extends EventTarget {
+    static CLOSED = 2;
+    constructor(url) { super(); this.url = url; this.readyState = 0; sources.push(this); }
+    close() { this.readyState = FakeSource.CLOSED; }
+  }
+  const timers = new Map();
+  let nextTimer = 1;
+  const setTimer = (fn, ms) => { timers.set(nextTimer, { fn, ms }); return nextTimer++; };
+  const pending = () => [...timers.values()].map((t) => t.ms);
+  // Runs the timer of `ms` that was set first, as its time would have come.
+  const fire = async (ms) => {
+    const [id, timer] = [...timers].find(([, t]) => t.ms === ms);
+    timers.delete(id);
+    await timer.fn();
+  };
+  const answers = [];
+  const requests = [];
+  const fakeFetch = async (url, init) => {
+    requests.push([url, init.headers['If-None-Match'] ?? null]);
+    const answer = answers.shift();
+    if (answer === 'network error') throw new TypeError('Failed to fetch');
+    return answer;
+  };
+  const heard = [];
+  const listener = {
+    results: (r) => heard.push(`results ${r.total}`),
+    opened: () => heard.push('opened'),
+    unchanged: () => heard.push('unchanged'),
+    failed: () => heard.push('failed'),
+    offline: () => heard.push('offline'),
+  };
+  const results = (total) => new Response(JSON.stringify({ poll_id: 'p', total, options: [] }),
+    { headers: { ETag: `"${total}"` } });
+  const real = { EventSource: self.EventSource, fetch: self.fetch, setTimeout: self.setTimeout,
+    clearTimeout: self.clearTimeout, random: Math.random };
+  Object.assign(self, { EventSource: FakeSource, fetch: fakeFetch, setTimeout: setTimer,
+    clearTimeout: (id) => timers.delete(id) });
+  const { resultsFeed } = await load('results-feed');
+"""
+
+
+def run_feed(page: Page, body: str) -> object:
+    """`run`, with FEED_LAB's stand-ins in place of the browser's for the length of `body`."""
+    return run(
+        page,
+        f"""{FEED_LAB}
+        try {{ {body} }}
+        finally {{ Object.assign(self, real); Math.random = real.random; }}""",
+    )
+
+
+def test_results_feed_polls_after_repeated_stream_failures_and_retries_the_stream(modules: Page) -> None:
+    seen = run_feed(
+        modules,
+        """
+        const feed = resultsFeed('p', listener);
+        feed.connect();
+        sources[0].dispatchEvent(new Event('open'));
+        for (let i = 0; i < 3; i++) sources[0].dispatchEvent(new Event('error'));
+        const fellBack = { closed: sources[0].readyState === FakeSource.CLOSED, pending: pending() };
+        answers.push(results(1), new Response(null, { status: 304 }));
+        await fire(0);
+        await fire(2000);
+        await fire(60000); // the stream's retry
+        sources[1].dispatchEvent(new MessageEvent('results', { data: JSON.stringify({ poll_id: 'p', total: 2 }) }));
+        return { fellBack, requests, heard, streams: sources.map((s) => s.url), pending: pending() };
+        """,
+    )
+
+    assert seen == {
+        "fellBack": {"closed": True, "pending": [0, 60_000]},
+        "requests": [["/api/v1/polls/p/results", None], ["/api/v1/polls/p/results", '"1"']],
+        "heard": ["opened", "failed", "failed", "failed", "results 1", "unchanged", "results 2"],
+        "streams": ["/api/v1/polls/p/stream", "/api/v1/polls/p/stream"],
+        "pending": [],  # a stream that delivers ends the polling
+    }
+
+
+def test_results_feed_polls_at_once_when_the_stream_is_closed(modules: Page) -> None:
+    seen = run_feed(
+        modules,
+        """
+        resultsFeed('p', listener).connect();
+        sources[0].readyState = FakeSource.CLOSED; // a final answer, such as a 404
+        sources[0].dispatchEvent(new Event('error'));
+        return { heard, pending: pending() };
+        """,
+    )
+
+    assert seen == {"heard": ["failed"], "pending": [0, 60_000]}
+
+
+def test_results_polling_backs_off_with_full_jitter_honours_retry_after_and_stops_on_404(modules: Page) -> None:
+    delays = run_feed(
+        modules,
+        """
+        delete self.EventSource;
+        Math.random = () => 0.5;
+        const unavailable = (headers = {}) => new Response(null, { status: 503, headers });
+        answers.push(
+          'network error', unavailable(), unavailable(), unavailable(), unavailable(),
+          unavailable({ 'Retry-After': '120' }), results(3), new Response(null, { status: 404 }),
+        );
+        resultsFeed('p', listener).connect();
+        const delays = pending();
+        for (let polls = 0; timers.size && polls < 10; polls++) {
+          await fire(delays.at(-1));
+          delays.push(...pending());
+        }
+        return delays;
+        """,
+    )
+
+    # Halfway between 2 s and 4, 8, 16 and 30 s after 1 to 5 errors in a row; Retry-After outlasts
+    # the jitter; a 200 brings back the 2 s; a 404 ends the polling.
+    assert delays == [0, 3000, 5000, 9000, 16_000, 16_000, 120_000, 2000]
+
+
+def test_results_feed_closes_offline_reopens_online_and_pauses_polling_while_hidden(modules: Page) -> None:
+    seen = run_feed(
+        modules,
+        """
+        const feed = resultsFeed('p', listener);
+        feed.connect();
+        dispatchEvent(new Event('offline'));
+        const offline = { closed: sources[0].readyState === FakeSource.CLOSED, heard: [...heard] };
+        dispatchEvent(new Event('online'));
+        const online = { streams: sources.length, open: sources[1].readyState !== FakeSource.CLOSED };
+        sources[1].readyState = FakeSource.CLOSED;
+        sources[1].dispatchEvent(new Event('error'));
+        let visibility = 'visible';
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => visibility });
+        const show = (state) => {
+          visibility = state;
+          document.dispatchEvent(new Event('visibilitychange'));
+          return pending();
+        };
+        const hiddenWaiting = show('hidden');
+        const visible = show('visible');
+        let answer;
+        answers.push(new Promise((resolve) => { answer = resolve; }));
+        const polled = fire(0);
+        show('hidden');
+        answer(results(1));
+        await polled;
+        const hiddenAfterPoll = pending();
+        delete document.visibilityState;
+        return { offline, online, hiddenWaiting, visible, hiddenAfterPoll };
+        """,
+    )
+
+    assert seen == {
+        "offline": {"closed": True, "heard": ["offline"]},
+        "online": {"streams": 2, "open": True},
+        "hiddenWaiting": [60_000],  # only the stream's retry
+        "visible": [60_000, 0],
+        "hiddenAfterPoll": [60_000],  # a poll that ends while the page is hidden sets no next one
+    }

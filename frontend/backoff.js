@@ -1,13 +1,20 @@
-// When to try a vote again: exponential backoff with full jitter, honouring Retry-After.
+// When to try again, a vote or a poll of the live results: exponential backoff with full jitter,
+// honouring Retry-After.
 // https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
 
 export const BASE_DELAY_MS = 1000; // 1 s
 export const MAX_DELAY_MS = 5 * 60 * 1000; // 5 min
 
-// `retries` counts the failed attempts so far, from 1.
-export function backoffDelay(retries, random = Math.random) {
-  const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, retries - 1));
-  return Math.floor(random() * ceiling);
+// `retries` counts the failed attempts so far, from 1. The wait falls evenly in [floor, ceiling),
+// the ceiling being `base` after the first failure, doubling up to `cap`. The defaults are the
+// outbox's; polling the results never waits less than its usual interval, hence `floor`.
+export function backoffDelay(
+  retries,
+  random = Math.random,
+  { base = BASE_DELAY_MS, cap = MAX_DELAY_MS, floor = 0 } = {},
+) {
+  const ceiling = Math.min(cap, base * 2 ** Math.max(0, retries - 1));
+  return floor + Math.floor(random() * (ceiling - floor));
 }
 
 // Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3); null when absent or unreadable.
