@@ -163,6 +163,15 @@ async def test_service_worker_unchanged_answers_not_modified(client: httpx.Async
     assert response.status_code == 304
 
 
+async def test_service_worker_revalidation_follows_the_if_none_match_list(client: httpx.AsyncClient) -> None:
+    etag = (await client.get("/sw.js")).headers["etag"]
+
+    assert (await client.get("/sw.js", headers={"if-none-match": f'"old", W/{etag}'})).status_code == 304
+    assert (await client.get("/sw.js", headers={"if-none-match": "*"})).status_code == 304
+    # The tag within other text is not the tag: a full answer, not a stale copy kept.
+    assert (await client.get("/sw.js", headers={"if-none-match": f"{etag}x"})).status_code == 200
+
+
 async def test_web_app_manifest_is_served_with_its_media_type(client: httpx.AsyncClient) -> None:
     response = await client.get("/manifest.webmanifest")
 

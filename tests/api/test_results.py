@@ -42,3 +42,10 @@ async def test_results_for_unknown_poll_is_404(client):
     response = await client.get("/api/v1/polls/nope/results")
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/poll-not-found"
+
+
+async def test_results_answer_304_to_a_list_naming_their_etag_or_to_a_star(client, poll):
+    etag = (await client.get(f"/api/v1/polls/{poll['id']}/results")).headers["etag"]
+    url = f"/api/v1/polls/{poll['id']}/results"
+    assert (await client.get(url, headers={"If-None-Match": f'"stale", W/{etag}'})).status_code == 304
+    assert (await client.get(url, headers={"If-None-Match": "*"})).status_code == 304
