@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,13 @@ BUILD_TIMEOUT_S = 300
 
 
 def run(args: argparse.Namespace) -> None:
-    against_commit = git("rev-parse", "--verify", f"{args.against}^{{commit}}")
+    try:
+        against_commit = git("rev-parse", "--verify", "--quiet", f"{args.against}^{{commit}}")
+    except subprocess.CalledProcessError:
+        sys.exit(f"error: {args.against} is not a commit of this repository")
+    # A SIGTERM (a timeout, a stopped job) unwinds through the finally blocks too, as Ctrl-C does:
+    # every service stopped, the worktree removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     tree_commit = current_commit()
     if git("diff", "--name-only", against_commit, "--", "pyproject.toml"):
         print(f"note: pyproject.toml differs in {args.against}; both trees run with this venv's packages")
