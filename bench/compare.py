@@ -21,9 +21,9 @@ of the last plain run stay as they were (and a plain run keeps this key in turn)
 
     {"against": REF, "against_commit": sha, "tree_commit": HEAD's sha, "-dirty" if uncommitted,
      "figures": [{"name", "new_votes_per_s", "old_votes_per_s", "ratio", "new_rounds", "old_rounds",
-                  "new_p99_ms", "old_p99_ms", "met"}], ...}
+                  "new_p99_ms", "old_p99_ms", "new_errors", "old_errors", "met"}], ...}
 
-The worktree is removed at the end, also on failure or Ctrl-C.
+The worktree is removed at the end, also on failure, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
