@@ -38,8 +38,9 @@ unit: build
 e2e: build browser
 	$(PY) -m pytest e2e
 
+# make bench AGAINST=REF: ingest on this tree and on the git ref REF, in alternating rounds.
 bench: build wrk
-	$(PY) -m bench
+	$(PY) -m bench $(if $(AGAINST),--against $(AGAINST))
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache test-results

@@ -1,7 +1,15 @@
-"""`make bench`: every benchmark in turn, each printing its figures and writing its results."""
+"""`make bench`: every benchmark in turn, each printing its figures and writing its results.
+
+    python -m bench
+    python -m bench --against REF [--duration 5] [--rounds 3] [--connections 64]
+
+With `--against`, only ingest runs (the benchmark that matters for the vote path), measuring the
+service of this tree and of the git ref REF in alternating rounds: see bench/compare.py.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -9,6 +17,18 @@ BENCHMARKS = ("bench.ingest", "bench.stream", "bench.offline_drain")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--against", metavar="REF", help="a git ref: compare ingest on this tree and on REF")
+    args, rest = parser.parse_known_args()
+    if args.against:
+        # bench.ingest reads --duration, --rounds, --connections and rejects anything else.
+        sys.argv = ["bench.ingest", "--against", args.against, *rest]
+        importlib.import_module("bench.ingest").main()
+        return
+    if rest:
+        parser.error(f"{' '.join(rest)}: the other options are for --against (or run one benchmark alone)")
     for name in BENCHMARKS:
         try:
             module = importlib.import_module(name)

@@ -1,6 +1,6 @@
 """Ingest throughput, measured in one run so that the ratios hold on a noisy machine.
 
-    python -m bench.ingest [--duration 5] [--connections 64]
+    python -m bench.ingest [--duration 5] [--connections 64] [--rounds 3] [--against REF]
 
 Starts each server as a user would (the service as `make run` does, the baselines under uvicorn;
 uvloop and httptools throughout), drives it with Debian's `wrk` (one thread, so it leaves the
@@ -13,6 +13,9 @@ service most of the CPU) after a one-second warm-up, and compares:
 - PostgreSQL too, when VOTE_TEST_PG_URL is set.
 
 Prints a table and writes bench/results.json. Loopback only; every run is bounded in time.
+
+With `--against REF` it measures the service of this tree and of the git ref REF instead, in
+alternating rounds, and writes only the `comparison` key of bench/results.json: see bench/compare.py.
 """
 
 from __future__ import annotations
@@ -196,11 +199,19 @@ def verify_rate(seconds: float = 2.0) -> float:
 
 
 def measure_service(
-    label: str, work: Path, workers: int, database_url: str | None, duration: int, connections: int, batch: bool
+    label: str,
+    work: Path,
+    workers: int,
+    database_url: str | None,
+    duration: int,
+    connections: int,
+    batch: bool,
+    tree: Path = ROOT,
 ) -> tuple[list[Figure], dict[str, int]]:
     work.mkdir(parents=True)
     figures, counted = [], {}
-    with vote_service(workers=workers, env=service_env(work, database_url), log=work / "service.log") as server:
+    env = service_env(work, database_url)
+    with vote_service(workers=workers, env=env, log=work / "service.log", tree=tree) as server:
         base = server.base_url
         poll_id, option_ids = create_poll(base)
         warm = sign_votes(poll_id, option_ids, SINGLE_VOTES_PER_S * WARM_UP_S * workers)
@@ -229,9 +240,15 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="measure everything this many times; report medians")
+    parser.add_argument("--against", metavar="REF", help="compare the service with REF's (bench/compare.py)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is missing; `make bench` installs Debian's wrk (apt-get install wrk)")
+    if args.against:
+        from bench import compare  # it builds on this module
+
+        compare.run(args)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="vote-bench-"))
     print("signature verification on one core: measuring…", flush=True)
@@ -252,8 +269,18 @@ def main() -> None:
 
 def one_round(work: Path, args: argparse.Namespace) -> tuple[list[Figure], dict[str, int]]:
     work.mkdir(parents=True)
-    figures: list[Figure] = []
+    figures = baseline_figures(work, args)
     counted: dict[str, int] = {}
+    for index, run in enumerate(service_runs()):
+        more, more_counted = measure_run(index, run, work / f"run{index}", args)
+        figures += more
+        counted |= more_counted
+    return figures, counted
+
+
+def baseline_figures(work: Path, args: argparse.Namespace) -> list[Figure]:
+    """The figures that do not depend on the service's code: the stack's ceiling and decode + verify."""
+    figures: list[Figure] = []
     with uvicorn("bench.baseline_app:create_app", env={}, log=work / "baseline.log", ready_path="/noop") as server:
         base = server.base_url
         noop = write_requests(work / "noop.tsv", [("GET", "/noop", "")])
@@ -266,17 +293,28 @@ def one_round(work: Path, args: argparse.Namespace) -> tuple[list[Figure], dict[
         lean_requests = write_requests(work / "lean.tsv", [("POST", "/verify-lean", compact(v)) for v in votes])
         warm_up(base, lean_requests, args.connections)
         figures.append(run_wrk("decode + verify, lean path", base, lean_requests, args.duration, args.connections, 1))
-    runs = [("SQLite, 1 worker", 1, None, True), ("SQLite, 2 workers", 2, None, False)]
+    return figures
+
+
+# (label, workers, database URL or None for SQLite, whether batches are measured too)
+ServiceRun = tuple[str, int, str | None, bool]
+
+
+def service_runs() -> list[ServiceRun]:
+    """The service's configurations: the figures that depend on the tree's code."""
+    runs: list[ServiceRun] = [("SQLite, 1 worker", 1, None, True), ("SQLite, 2 workers", 2, None, False)]
     if os.environ.get("VOTE_TEST_PG_URL"):
         runs.append(("PostgreSQL, 1 worker", 1, os.environ["VOTE_TEST_PG_URL"], True))
-    for index, (label, workers, url, batch) in enumerate(runs):
-        if url:
-            url = fresh_pg_database(url, f"vote_bench_{os.getpid()}_{index}")
-        more, more_counted = measure_service(label, work / f"run{index}", workers, url, args.duration,
-                                             args.connections, batch)  # fmt: skip
-        figures += more
-        counted |= more_counted
-    return figures, counted
+    return runs
+
+
+def measure_run(
+    index: int, run: ServiceRun, work: Path, args: argparse.Namespace, tree: Path = ROOT
+) -> tuple[list[Figure], dict[str, int]]:
+    label, workers, url, batch = run
+    if url:  # a fresh database for every service, so each one starts from the same empty state
+        url = fresh_pg_database(url, f"vote_bench_{os.getpid()}_{index}")
+    return measure_service(label, work, workers, url, args.duration, args.connections, batch, tree)
 
 
 def median_figure(figures: list[Figure]) -> Figure:
@@ -381,12 +419,21 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
                 "counted": counted,
                 "targets": verdicts,
                 "single_ingest_over_lean_decode_verify": round(lean_ratio, 3),
+                **last_comparison(),
             },
             indent=2,
         )
         + "\n"
     )
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+
+
+def last_comparison() -> dict:
+    """The `comparison` key of the last `--against` run, kept: it names the commits it measured."""
+    try:
+        return {"comparison": json.loads(RESULTS.read_text())["comparison"]}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Starts a server for a benchmark the way a user would: uvicorn (uvloop, httptools), no access log.
 
-The vote service runs as `make run` starts it (`python -m app`, VOTE_WORKERS processes); the
-baseline apps run under uvicorn's command line.
+The vote service runs as `make run` starts it (`python -m app`, VOTE_WORKERS processes) from a
+source tree: this one, or another checkout of the project (`python -m bench --against REF`); the
+baseline apps run under uvicorn's command line, from this tree.
 """
 
 from __future__ import annotations
@@ -47,18 +48,31 @@ def uvicorn(
 
 
 @contextmanager
-def vote_service(*, env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Server]:
-    """The vote service as `make run` starts it: `python -m app` with VOTE_WORKERS processes."""
+def vote_service(*, env: dict[str, str], log: Path, workers: int = 1, tree: Path = ROOT) -> Iterator[Server]:
+    """The vote service as `make run` starts it: `python -m app` with VOTE_WORKERS processes, from `tree`."""
     port = free_port()
-    env = {**env, "PORT": str(port), "VOTE_WORKERS": str(workers)}
-    with _running([sys.executable, "-m", "app"], port, env, log, "/readyz") as server:
+    env = {**env, **tree_env(tree), "PORT": str(port), "VOTE_WORKERS": str(workers)}
+    with _running([sys.executable, "-m", "app"], port, env, log, "/readyz", cwd=tree) as server:
         yield server
 
 
+def tree_env(tree: Path) -> dict[str, str]:
+    """What makes `python -m app`, run with cwd=`tree`, import `tree`'s code and nothing else.
+
+    `-m` puts the cwd first on sys.path, ahead of the venv's editable install of this tree (a
+    finder that comes after the path). The helper processes (`python -m app.helper_worker`) and
+    the spawned workers inherit the cwd; PYTHONPATH says it again for any child that does not.
+    """
+    inherited = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join([str(tree), inherited] if inherited else [str(tree)])}
+
+
 @contextmanager
-def _running(command: list[str], port: int, env: dict[str, str], log: Path, ready_path: str) -> Iterator[Server]:
+def _running(
+    command: list[str], port: int, env: dict[str, str], log: Path, ready_path: str, cwd: Path = ROOT
+) -> Iterator[Server]:
     with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", port, process.pid)
     try:
         _wait_until_ready(process, f"{server.base_url}{ready_path}", log)
