@@ -8,7 +8,7 @@ __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use, so that a helper process (app.helper_worker) starts without the web stack.
+    # Imported on first use, so that a helper process (app.votes.helper_worker) starts without the web stack.
     if name == "create_app":
         from app.factory import create_app
 

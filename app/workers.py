@@ -27,7 +27,7 @@ STARTUP_GRACE_S = 10.0
 SUPERVISE_EVERY_S = 0.5
 STOP_TIMEOUT_S = 15.0
 
-log = logging.getLogger("app.workers")
+log = logging.getLogger(__name__)
 
 
 def serve(host: str, port: int, workers: int, **uvicorn_options: Any) -> None:

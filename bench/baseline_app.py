@@ -4,7 +4,7 @@
 - `POST /verify`: decodes a vote exactly as the service does and verifies its signature; what
   ingest would cost with no database at all. The issue's baseline.
 - `POST /verify-lean`: the same, on the lean path the vote endpoint takes (a route middleware
-  that answers without Litestar's request and response objects, app/vote_path.py): what that
+  that answers without Litestar's request and response objects, app/edge/fast_path.py): what that
   path would cost with no database at all.
 """
 

@@ -60,7 +60,7 @@ def tree_env(tree: Path) -> dict[str, str]:
     """What makes `python -m app`, run with cwd=`tree`, import `tree`'s code and nothing else.
 
     `-m` puts the cwd first on sys.path, ahead of the venv's editable install of this tree (a
-    finder that comes after the path). The helper processes (`python -m app.helper_worker`) and
+    finder that comes after the path). The helper processes (`python -m app.votes.helper_worker`) and
     the spawned workers inherit the cwd; PYTHONPATH says it again for any child that does not.
     """
     inherited = os.environ.get("PYTHONPATH")

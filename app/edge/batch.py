@@ -13,13 +13,13 @@ from app.edge.errors import problem_for
 from app.votes.acceptance import Accepted, vote_from_item
 from app.votes.service import VoteService
 
-MAX_BATCH_VOTES = 100  # per request: one request's share of a worker's group commit
+MAX_VOTES_PER_BATCH_REQUEST = 100  # one request's share of a worker's group commit
 MAX_BATCH_BODY_BYTES = 128 * 1024  # 100 votes of ~500 bytes, with room for whitespace
 BATCH_ITEM = "POST /api/v1/votes/batch (one vote)"
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    votes: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_BATCH_VOTES)]
+    votes: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_VOTES_PER_BATCH_REQUEST)]
 
 
 class BatchItem(msgspec.Struct, omit_defaults=True):

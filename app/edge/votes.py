@@ -17,7 +17,13 @@ from litestar.params import HeaderParameter, JSONBody
 from app.core import problems
 from app.core.keys import PublicKeyInfo
 from app.core.protocol import Receipt, Vote
-from app.edge.batch import MAX_BATCH_BODY_BYTES, MAX_BATCH_VOTES, BatchRequest, BatchResponseDoc, submit_batch
+from app.edge.batch import (
+    MAX_BATCH_BODY_BYTES,
+    MAX_VOTES_PER_BATCH_REQUEST,
+    BatchRequest,
+    BatchResponseDoc,
+    submit_batch,
+)
 from app.edge.deps import ReceiptKeysDep
 from app.edge.errors import problem_specs
 from app.edge.fast_path import VoteFastPath
@@ -101,7 +107,8 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
         before_request=_require_json,
         request_max_body_size=MAX_BATCH_BODY_BYTES,
         operation_id="castVotes",
-        summary=f"Cast up to {MAX_BATCH_VOTES} signed votes of any polls; each answered as the single endpoint would",
+        summary=f"Cast up to {MAX_VOTES_PER_BATCH_REQUEST} signed votes of any polls; "
+        "each answered as the single endpoint would",
         description="200 with one result per vote, in order: its status and its receipt, or its problem. "
         "Each vote's own idempotency_key makes it safe to retry the whole batch. See docs/protocol.md.",
         opt={"invalid_body_problem": problems.InvalidRequest},

@@ -4,7 +4,7 @@ Checking a vote's signature and signing its receipt cost more CPU than anything 
 does for it, and the event loop is what limits a worker. A thread cannot help: libsodium
 releases the GIL, but taking it back after every call waits for the busy loop (32 checks took
 7 ms instead of 2 while the loop was busy). So a batch goes, in one message, to a helper process
-(app/helper_process.py) on another core, and the loop serves HTTP meanwhile. A batch too small
+(app/votes/helper_process.py) on another core, and the loop serves HTTP meanwhile. A batch too small
 to repay the message, or any trouble with the helper, means doing the work here instead: the
 answer is the same either way, only where the CPU is spent differs.
 """
@@ -20,7 +20,7 @@ from app.votes.helper_process import HELPER_TIMEOUT_S, HelperProcess, done_here
 
 MIN_REMOTE_BATCH = 2  # a lone vote is checked here: one message costs the loop about half a check
 # Signing waits inside the open transaction, behind the checks already on the pipe (at most a few
-# messages of app.commits.CHECK_CHUNK_VOTES each); it frees the loop, which limits a worker.
+# messages of app.votes.group_commit.CHECK_CHUNK_VOTES each); it frees the loop, which limits a worker.
 MIN_REMOTE_SIGN = 8
 
 

@@ -25,7 +25,7 @@ from app.votes.crypto import CryptoHelper
 from app.votes.receipts import receipt_payload, signed_receipt
 from app.votes.rows import VoteRow, count_votes, insert_votes
 
-MAX_BATCH_VOTES = 256  # bounds one transaction's size and the latency of its last vote
+MAX_VOTES_PER_COMMIT = 256  # bounds one transaction's size and the latency of its last vote
 # Votes checked per message to the crypto helper: a wave of requests read in one round of the
 # event loop goes in several, so the first are checked (and written) while the rest still are.
 CHECK_CHUNK_VOTES = 16
@@ -72,7 +72,7 @@ class GroupCommitter:
         clock: Callable[[], int],
         *,
         crypto: CryptoHelper | None = None,
-        max_votes: int = MAX_BATCH_VOTES,
+        max_votes: int = MAX_VOTES_PER_COMMIT,
         window_s: float = BATCH_WINDOW_S,
     ) -> None:
         self.engine = engine
@@ -98,7 +98,7 @@ class GroupCommitter:
     def enqueue(self, ballot: Ballot) -> asyncio.Future[Accepted]:
         """Queues a vote whose poll checks passed; the future resolves once it (or the earlier
         vote under its key) is committed to disk, or with the problem that stopped it (a forged
-        signature among them: signatures are verified in batches, see app/crypto_helper.py)."""
+        signature among them: signatures are verified in batches, see app/votes/crypto.py)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         pending = _Pending(ballot, future)
@@ -176,7 +176,7 @@ class GroupCommitter:
         arrive while another worker commits join this batch instead of waiting for the next.
 
         Returns once committed; the batch's answers go out when the commit is on disk, while
-        the next batch is being written (app/wal_sync.py)."""
+        the next batch is being written (app/votes/wal_sync.py)."""
         batch: list[_Pending] = []
 
         def choose() -> list[_Pending]:
@@ -207,7 +207,7 @@ class GroupCommitter:
         self._syncing.discard(durable)
         if durable.cancelled() or durable.exception() is not None:
             # Committed but not known to be on disk: no receipt, and none from this worker until
-            # it restarts (app/wal_sync.py). A retry then finds the vote if the disk kept it.
+            # it restarts (app/votes/wal_sync.py). A retry then finds the vote if the disk kept it.
             _fail(batch, durable.exception() or asyncio.CancelledError())
             return
         _answer(batch, outcomes)

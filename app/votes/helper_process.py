@@ -5,7 +5,7 @@ future from the pipe's callback: no lock, no task, no thread per request. Every 
 event loop's queue waits behind a whole round of HTTP work, and a thread's result waits for the
 GIL, which the busy loop holds; the group commit's latency is made of such waits.
 
-Wire format (app/helper_worker.py answers it): a request is a 4-byte big-endian length and a
+Wire format (app/votes/helper_worker.py answers it): a request is a 4-byte big-endian length and a
 msgpack array; an answer is a 4-byte length and its bytes. Any trouble with the process (dead,
 hung, a wrong-sized answer) means each request in flight is done by its fallback instead, and a
 new process is started for later requests: the answers are the same either way.
@@ -26,7 +26,7 @@ import msgspec
 HELPER_TIMEOUT_S = 10.0
 _STDIN, _STDOUT = 0, 1
 
-log = logging.getLogger("app.helper_process")
+log = logging.getLogger(__name__)
 _encode = msgspec.msgpack.Encoder().encode
 
 Fallback = Callable[[asyncio.Future[Any]], None]
@@ -126,7 +126,7 @@ def done_here(fallback: Fallback) -> asyncio.Future[Any]:
 
 
 class HelperProcess:
-    """Starts `python -m app.helper_worker` on first use (and again after any failure)."""
+    """Starts `python -m app.votes.helper_worker` on first use (and again after any failure)."""
 
     def __init__(self, name: str, *, enabled: bool = True, timeout_s: float = HELPER_TIMEOUT_S) -> None:
         self.name = name

@@ -1,4 +1,4 @@
-"""The helper process (app/helper_process.py): requests on stdin, answers on stdout, in order.
+"""The helper process (app/votes/helper_process.py): requests on stdin, answers on stdout, in order.
 
 Each request is a 4-byte big-endian length and a msgpack array:
 - `["verify", [[public_key, message, signature], ...]]`, answered with one byte per signature,

@@ -2,7 +2,7 @@
 
 They run once per batch on the event loop's thread, so their cost per vote matters: SQL
 Expression Language statements spend more building, caching and binding than the database
-spends running them (bench/ingest.py). The schema is app/schema.py; these name its columns.
+spends running them (bench/ingest.py). The schema is app/storage/schema.py; these name its columns.
 """
 
 from __future__ import annotations

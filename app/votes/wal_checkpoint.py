@@ -14,7 +14,7 @@ import threading
 
 CHECKPOINT_EVERY_S = 1.0
 
-log = logging.getLogger("app.wal")
+log = logging.getLogger(__name__)
 
 
 class Checkpointer:

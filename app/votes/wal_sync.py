@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from app.votes.helper_process import HelperProcess
 from app.votes.helper_worker import fdatasync
 
-log = logging.getLogger("app.wal_sync")
+log = logging.getLogger(__name__)
 
 
 class WalSync:
-    """The fsync goes to a helper process of its own (app/helper_process.py): a thread's result
+    """The fsync goes to a helper process of its own (app/votes/helper_process.py): a thread's result
     would wait for the GIL, held by the busy event loop, for a millisecond or more each way."""
 
     def __init__(self, database_path: str, *, use_helper: bool = True) -> None:

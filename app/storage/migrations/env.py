@@ -1,4 +1,4 @@
-"""Alembic environment: runs on a connection handed in by app.migrate, or opens its own."""
+"""Alembic environment: runs on a connection handed in by app.storage.migrate, or opens its own."""
 
 import asyncio
 
