@@ -106,6 +106,18 @@ async def test_a_failed_fsync_gives_no_receipt_now_or_later_and_the_worker_turns
     assert "fsync failed" in unready.json()["detail"]
 
 
+async def test_after_a_failed_fsync_a_batched_vote_gets_the_single_endpoints_answer(sqlite_client, held_fsync):
+    sqlite_client.app.state.votes.committer.engine._wal_sync.process.enabled = False  # fsync here, where it is held
+    poll = await create_poll(sqlite_client, question="Durable?", options=["Yes", "No"])
+    held_fsync.error = OSError(errno.EIO, "I/O error")
+    held_fsync.release.set()
+    single = await send_vote(sqlite_client, Voter().vote(poll["id"], "yes"))
+    batched = await sqlite_client.post("/api/v1/votes/batch", json={"votes": [Voter().vote(poll["id"], "no")]})
+    item = batched.json()["results"][0]
+    assert single.status_code == item["status"] == 503
+    assert item["problem"] == single.json()
+
+
 async def test_the_helpers_fsync_error_reaches_the_commit_and_stays():
     sync = wal_sync.WalSync("unused")
     sync.wal_path = "/dev/null"  # a file that cannot be fsynced: EINVAL

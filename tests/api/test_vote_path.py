@@ -155,9 +155,9 @@ def _without(vote: dict[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in vote.items() if k != name}
 
 
-# Every problem a vote can get by any of the three paths. request-in-flight and
-# service-unavailable need a stalled or broken database: tests/api/test_votes.py,
-# tests/api/test_batch.py and tests/test_wal_sync.py cover them.
+# Every problem a vote can get by any of the three paths, but two that need a stalled or broken
+# database: request-in-flight (tests/api/test_votes.py) and service-unavailable (a failed fsync,
+# by the single and the batch endpoint, in tests/test_wal_sync.py; the mapping in tests/test_errors.py).
 ITEM_CASES: list[tuple[str, Callable[[World], Any]]] = [
     ("invalid-vote", lambda w: {**Voter().vote(w.poll["id"], "yes"), "vote_id": "not-a-uuid"}),
     ("invalid-vote", lambda w: _without(Voter().vote(w.poll["id"], "yes"), "signature")),
