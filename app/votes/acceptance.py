@@ -126,14 +126,14 @@ def poll_problem(vote: Vote, poll: CachedPoll | None, now_ms: int) -> problems.P
     return None
 
 
+# 4. In the transaction
+
+
 def stored_answer(stored_hash: bytes, receipt: bytes, request_hash: bytes) -> Accepted | problems.Problem:
     """The answer to a vote whose key is already stored: the same receipt, or the key's reuse."""
     if stored_hash != request_hash:
         return problems.IdempotencyKeyReused(KEY_REUSED)
     return Accepted(receipt=receipt, created=False)
-
-
-# 4. In the transaction
 
 
 @dataclass(slots=True)
