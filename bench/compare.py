@@ -12,8 +12,9 @@ imports its own code (the venv's editable install of this tree must not shadow R
 Only the service's figures depend on the tree: single vote and batch on SQLite with 1 worker,
 single vote with 2 workers, and PostgreSQL when VOTE_TEST_PG_URL is set. The baselines (no-op,
 decode + verify) do not, and are not measured here. Each round measures every configuration on
-this tree and then on REF, back to back (new, old, new, old…), so that both trees see the same
-noise on a busy machine. The votes, the load (`wrk`) and this harness come from this tree for both.
+this tree and on REF, back to back, the order flipping every round (new, old; old, new; …), so
+that both trees see the same noise on a busy machine. The votes, the load (`wrk`) and this
+harness come from this tree for both.
 
 Prints each figure's medians over the rounds as new/old with the p99 of each, and whether the
 ratio reaches TARGET_RATIO. Writes only the `comparison` key of bench/results.json, so the figures
@@ -154,16 +155,24 @@ def imported_app(tree: Path) -> Path:
 
 
 def measure(args: argparse.Namespace, old_tree: Path, work: Path) -> tuple[list[list[Figure]], list[list[Figure]]]:
-    """Each round's figures for this tree and for `old_tree`, every configuration measured on both back to back."""
+    """Each round's figures for this tree and for `old_tree`, every configuration measured on both back to back.
+
+    The order flips every round (new then old, old then new, …): a machine that slows down or
+    speeds up during the run weighs on both trees alike instead of on the one measured second.
+    """
     new_rounds: list[list[Figure]] = []
     old_rounds: list[list[Figure]] = []
     for number in range(1, args.rounds + 1):
         new: list[Figure] = []
         old: list[Figure] = []
+        order = [("new", ROOT, new), ("old", old_tree, old)]
+        if number % 2 == 0:
+            order.reverse()
         for index, service in enumerate(service_runs()):
-            print(f"round {number} of {args.rounds}: {service[0]}, new then old…", flush=True)
-            new += measure_run(index, service, work / f"round{number}" / f"new{index}", args)[0]
-            old += measure_run(index, service, work / f"round{number}" / f"old{index}", args, tree=old_tree)[0]
+            print(f"round {number} of {args.rounds}: {service[0]}, {order[0][0]} then {order[1][0]}…", flush=True)
+            for label, tree, figures in order:
+                run_dir = work / f"round{number}" / f"{label}{index}"
+                figures += measure_run(index, service, run_dir, args, tree=tree)[0]
         new_rounds.append(new)
         old_rounds.append(old)
     return new_rounds, old_rounds
