@@ -1,11 +1,13 @@
 """The real service as a separate process (`python -m app`, which is what `make run` starts).
 
-Use it where a test needs what only a process gives: SIGKILL, restarts, uvicorn itself.
+Use it where a test needs what only a process gives: SIGKILL, restarts, uvicorn itself, a browser.
+The API tests and the browser tests (e2e/) share it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,13 +43,27 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEO
 
 
 class ServiceProcess:
-    """One service with its own data dir and database, startable again after a stop or a kill."""
+    """One service with its own data dir and database, startable again after a stop or a kill.
 
-    def __init__(self, data_dir: Path, *, database_url: str | None = None, env: dict[str, str] | None = None) -> None:
+    `with ServiceProcess(...) as service:` starts it and stops it on exit. `dist_dir` serves the
+    page's assets from a build of the test's own. The admin token is random unless one is given
+    ("" starts the service without one, as a first `make run` does).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        dist_dir: Path | None = None,
+        admin_token: str | None = None,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.dist_dir = dist_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.admin_token = "service-admin-token-0123456789"
+        self.admin_token = secrets.token_urlsafe(24) if admin_token is None else admin_token
         self.log_path = data_dir / "service.log"
         self.env = {
             **os.environ,
@@ -56,19 +72,31 @@ class ServiceProcess:
             "VOTE_DATA_DIR": str(data_dir),
             "VOTE_ADMIN_TOKEN": self.admin_token,
             "VOTE_PUBLIC_URL": self.base_url,
+            **({"VOTE_DIST_DIR": str(dist_dir)} if dist_dir is not None else {}),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.stdout_start = 0
+
+    def __enter__(self) -> ServiceProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start(self) -> None:
+        """Starts the service (again: same port, same data) and returns once it is ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.stdout_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        # Appends: the log of a restarted service still shows what came before.
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()  # one that never got ready must not outlive the test
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing; what is on disk is all that survives."""
@@ -77,17 +105,47 @@ class ServiceProcess:
         self.process.wait()
 
     def stop(self) -> None:
+        """A graceful shutdown. To a browser the service is then gone, as in a network outage."""
         if self.process is not None:
             stop_process(self.process)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log(self, since: int = 0) -> str:
+        """What the service printed, from byte `since` (a `log_size()` taken earlier) on."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10, **kwargs)
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def create_poll(
+        self, question: str = "Which colour?", options: tuple[str, ...] = ("Red", "Blue"), **extra: Any
+    ) -> dict:
+        with self.client() as http:
+            response = http.post(
+                "/api/v1/polls",
+                json={"question": question, "options": list(options), **extra},
+                headers=self.admin_headers(),
+            )
+        response.raise_for_status()
+        return response.json()
+
+    def poll_url(self, poll: dict) -> str:
+        return f"{self.base_url}/polls/{poll['id']}"
+
+    def results(self, poll_id: str) -> dict:
+        with self.client() as http:
+            response = http.get(f"/api/v1/polls/{poll_id}/results")
+        response.raise_for_status()
+        return response.json()
 
     def _wait_until_ready(self) -> None:
         assert self.process is not None

@@ -62,7 +62,7 @@ def test_db_upgrade_reports_the_head_revision(tmp_path):
 @pytest.fixture
 def first_run(tmp_path: Path):
     """`python -m app` (what `make run` starts) on an empty data dir; stopped afterwards."""
-    service = ServiceProcess(tmp_path / "var", env={"VOTE_ADMIN_TOKEN": ""})
+    service = ServiceProcess(tmp_path / "var", admin_token="")
     service.start()
     try:
         yield service

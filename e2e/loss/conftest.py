@@ -26,8 +26,6 @@ from .lab import Lab, Tally
 
 LEDGER = pytest.StashKey[Tally]()
 FAILED = pytest.StashKey[bool]()
-SERVICE = pytest.StashKey[ServiceProcess]()
-LOG_TAIL_CHARS = 20_000
 
 
 def _ledger(config: pytest.Config) -> Tally:
@@ -47,8 +45,8 @@ def lab(
     output_path: str,
 ) -> Iterator[Lab]:
     """A service of this test's own and the browser to reach it; see the module docstring."""
-    service = ServiceProcess(tmp_path / "service", env={"VOTE_DIST_DIR": str(dist_dir)})
-    request.node.stash[SERVICE] = service
+    service = ServiceProcess(tmp_path / "service", dist_dir=dist_dir)
+    request.node.service_log_start = (service, 0)  # e2e/conftest.py shows it if the test fails
     service.start()
     world = Lab(
         service=service,
@@ -85,10 +83,7 @@ def _keep_artifacts(world: Lab, folder: Path) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.failed:
-        item.stash[FAILED] = True
-        service = item.stash.get(SERVICE, None)
-        if service is not None and report.when == "call":
-            report.sections.append(("service log", service.log()[-LOG_TAIL_CHARS:]))
+        item.stash[FAILED] = True  # the lab's teardown keeps the artifacts then
     return report
 
 

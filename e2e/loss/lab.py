@@ -100,7 +100,7 @@ class Device:
 
     def open(self, poll: dict, page: Page | None = None) -> VoterPage:
         """The poll page in `page`, or in a new tab."""
-        return open_poll(page or self.context.new_page(), self.lab.poll_url(poll), poll)
+        return open_poll(page or self.context.new_page(), self.lab.service.poll_url(poll), poll)
 
     def open_ready(self, poll: dict, page: Page | None = None) -> VoterPage:
         """The poll page, once the worker controls it and keeps an offline copy of it."""
@@ -238,25 +238,13 @@ class Lab:
     opened: int = 0
 
     def create_poll(self, question: str = "Which colour?", options: tuple[str, ...] = ("Red", "Blue")) -> dict:
-        with self.service.client() as client:
-            response = client.post(
-                "/api/v1/polls",
-                json={"question": question, "options": list(options)},
-                headers=self.service.admin_headers(),
-            )
-        response.raise_for_status()
-        poll = response.json()
+        """A poll on the lab's service, counted by `prove_zero_loss`."""
+        poll = self.service.create_poll(question, options)
         self.polls.append(poll)
         return poll
 
-    def poll_url(self, poll: dict) -> str:
-        return f"{self.service.base_url}/polls/{poll['id']}"
-
     def results(self, poll: dict) -> dict:
-        with self.service.client() as client:
-            response = client.get(f"/api/v1/polls/{poll['id']}/results")
-        response.raise_for_status()
-        return response.json()
+        return self.service.results(poll["id"])
 
     def new_device(self, *, init_script: str | None = None) -> Device:
         context = self.browser.new_context()
