@@ -19,6 +19,7 @@ from app.cli import register_commands
 from app.core.admin_token import admin_token
 from app.core.keys import KeyRing, load_or_create
 from app.core.settings import Settings, SettingsError
+from app.edge.devices import device_routes
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
 from app.edge.pages import page_handlers, template_config
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             PollController,
             *vote_routes(votes),
+            *device_routes(votes),
             list_keys,
             stream_results,
             *health_routes(votes),

@@ -26,6 +26,7 @@ const REASONS = {
   "unknown-option": "unknown option",
   "invalid-signature": "signature rejected",
   "clock-in-future": "this device's clock is ahead",
+  "dated-before-poll": "this device's clock is behind",
   "idempotency-key-reused": "vote changed after sending",
   "payload-too-large": "vote too large",
 };

@@ -169,6 +169,22 @@ function showConnection() {
   if (connection) connection.hidden = navigator.onLine;
 }
 
+// The service notes this device's key while the poll is open, by its own clock: a vote cast
+// offline before the close may then still be delivered after it (docs/protocol.md, Late delivery).
+async function registerDevice() {
+  const { publicKey } = await deviceKeyFor(pollId);
+  await fetch(`/api/v1/polls/${encodeURIComponent(pollId)}/devices`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ public_key: publicKey }),
+  });
+}
+
+function registerQuietly() {
+  // Best effort: a page that never registers can still vote before the close.
+  if (form && navigator.onLine !== false) registerDevice().catch(() => {});
+}
+
 async function startWorker() {
   if (!("serviceWorker" in navigator)) return;
   navigator.serviceWorker.addEventListener("message", (event) => {
@@ -181,6 +197,7 @@ async function startWorker() {
 
 window.addEventListener("online", () => {
   showConnection();
+  registerQuietly();
   if (form) nudge(true);
 });
 window.addEventListener("offline", showConnection);
@@ -195,4 +212,5 @@ if (resultsSection) startResults(resultsSection);
 startWorker().catch(() => {
   // No worker (private mode, old browser): the page still queues and sends by itself.
 });
+registerQuietly();
 if (form) nudge();

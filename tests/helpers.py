@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 from nacl.signing import SigningKey, VerifyKey
+from sqlalchemy import update
 
 from app.core.keys import ReceiptKey
 from app.core.protocol import Vote, b64encode, signing_bytes
+from app.storage.schema import polls
 from app.votes.receipts import receipt_payload, signed_receipt
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -81,6 +83,20 @@ class Voter:
         body["public_key"] = overrides.get("public_key", self.public_key)
         body["signature"] = overrides.get("signature", b64encode(self.key.sign(signed).signature))
         return body
+
+
+async def register_device(client: httpx.AsyncClient, poll_id: str, voter: Voter) -> httpx.Response:
+    """What the page does on load while the poll is open (docs/protocol.md, Late delivery)."""
+    return await client.post(f"/api/v1/polls/{poll_id}/devices", json={"public_key": voter.public_key})
+
+
+async def close_poll(client: httpx.AsyncClient, poll_id: str) -> int:
+    """Closes an open poll now, as time passing would; returns its new closes_at."""
+    closes_at = now_ms() - 1
+    async with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
+        await conn.execute(update(polls).where(polls.c.id == poll_id).values(closes_at=closes_at))
+    client.app.state.votes.polls._entries.clear()  # type: ignore[attr-defined]  # as after the cache's time-to-live
+    return closes_at
 
 
 async def send_vote(

@@ -159,6 +159,12 @@ class ClockInFuture(Problem):
     title = "The vote is dated too far in the future"
 
 
+class DatedBeforePoll(Problem):
+    status = 422
+    slug = "dated-before-poll"
+    title = "The vote is dated before its poll existed"
+
+
 class RateLimited(Problem):
     status = 429
     slug = "rate-limited"

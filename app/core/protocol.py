@@ -58,8 +58,8 @@ class Ballot:
     @classmethod
     def of(cls, vote: Vote) -> Ballot:
         # The Vote's field patterns already admit only unpadded base64url of the right length.
-        public_key = _b64url_checked(vote.public_key)
-        signature = _b64url_checked(vote.signature)
+        public_key = b64url_checked(vote.public_key)
+        signature = b64url_checked(vote.signature)
         signed = vote.signing_bytes()
         return cls(
             vote=vote,
@@ -74,7 +74,8 @@ class Ballot:
         return signature_verifies(self.public_key, self.signed, self.signature)
 
 
-def _b64url_checked(text: str) -> bytes:
+def b64url_checked(text: str) -> bytes:
+    """Bytes of a field whose pattern already admits only unpadded base64url of the right length."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 

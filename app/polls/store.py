@@ -34,6 +34,8 @@ class Poll(msgspec.Struct):
     options: list[Option]
     closes_at: int | None
     late_grace_seconds: int = 0
+    created_at: int = 0
+    """When the poll was created, in ms since the epoch by the service's clock."""
 
     def option_ids(self) -> set[str]:
         return {option.id for option in self.options}
@@ -82,6 +84,7 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
             options=options_by_poll.get(row.id, []),
             closes_at=row.closes_at,
             late_grace_seconds=row.late_grace_seconds,
+            created_at=row.created_at,
         )
         for row in poll_rows
     }
@@ -94,6 +97,7 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
         options=_options_from(spec.options),
         closes_at=spec.closes_at,
         late_grace_seconds=spec.late_grace_seconds,
+        created_at=int(time.time() * 1000),
     )
     async with db.write() as conn:
         await conn.execute(
@@ -102,7 +106,7 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
                 question=poll.question,
                 closes_at=poll.closes_at,
                 late_grace_seconds=poll.late_grace_seconds,
-                created_at=int(time.time() * 1000),
+                created_at=poll.created_at,
             )
         )
         await conn.execute(

@@ -67,3 +67,15 @@ votes = Table(
     UniqueConstraint("poll_id", "public_key"),
     UniqueConstraint("poll_id", "seq"),
 )
+
+# Device keys the service saw while a poll was open, with its own clock: only these may deliver a
+# vote after the poll closes, within its late-delivery grace (app/votes/acceptance.py). A key is
+# a per-poll key made on the device: no personal data.
+devices = Table(
+    "devices",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary(32), primary_key=True),
+    Column("registered_at", BigInteger, nullable=False),  # ms since the epoch, the service's clock
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)

@@ -4,8 +4,11 @@
    naming the body's key, a body that is a vote, for the poll of the URL.
 2. The idempotency key in flight in this worker (`in_flight_problem`): an identical request
    joins the one in progress, a different body under the same key waits for its answer.
-3. The poll (`poll_problem`): it exists, has the option, is open; the vote is not dated in the
-   future. A vote stopped here that was stored earlier still gets its receipt: see VoteService.
+3. The poll (`poll_problem`): it exists, has the option, is open; the vote is dated neither in
+   the future nor before the poll existed. After the close, within the late-delivery grace
+   (`arrives_late`), only a device key the service registered before the close may vote
+   (`late_problem`, app/votes/devices.py). A vote stopped here that was stored earlier still gets
+   its receipt: see VoteService.
 4. Inside the transaction that stores it (`decide`), against committed rows and the rest of its
    batch: the key's stored vote (a replay, or a reuse of the key for another vote), the
    signature (checked in batches as votes arrive, app/votes/crypto.py), the device (one vote per
@@ -33,6 +36,10 @@ from app.votes.rows import devices_that_voted, stored_by_key, take_seqs
 
 MAX_CLOCK_AHEAD_MS = 5 * 60 * 1000  # devices' clocks drift; beyond this a vote is suspect
 JSON_MEDIA_TYPE = "application/json"
+LATE_UNREGISTERED = (
+    "The poll has closed, and this device's key was not registered while it was open: "
+    "only a device the service saw before the close may deliver a vote late."
+)
 KEY_REUSED = "This idempotency key was already used for a different vote."
 ALREADY_VOTED = "This device's key has already cast a vote in this poll."
 INVALID_SIGNATURE = "The signature does not verify against public_key."
@@ -118,12 +125,25 @@ def poll_problem(vote: Vote, poll: CachedPoll | None, now_ms: int) -> problems.P
         return problems.UnknownOption(f"Poll {vote.poll_id!r} has no option {vote.option_id!r}.")
     if vote.created_at > now_ms + MAX_CLOCK_AHEAD_MS:
         return problems.ClockInFuture("created_at is more than 5 minutes ahead of the service's clock.")
+    if vote.created_at < poll.poll.created_at - MAX_CLOCK_AHEAD_MS:
+        return problems.DatedBeforePoll("created_at is more than 5 minutes before the poll was created.")
     closes_at = poll.poll.closes_at
     if closes_at is not None and (
         vote.created_at > closes_at or now_ms > closes_at + poll.poll.late_grace_seconds * 1000
     ):
         return problems.PollClosed(f"Poll {vote.poll_id!r} closed at {closes_at} ms.")
     return None
+
+
+def arrives_late(poll: CachedPoll, now_ms: int) -> bool:
+    """After the close, within the grace: the device's clock says the vote was cast in time, and
+    nothing the service saw says so; the device's key must have been registered before the close."""
+    closes_at = poll.poll.closes_at
+    return closes_at is not None and now_ms > closes_at
+
+
+def late_problem(registered_before_close: bool) -> problems.Problem | None:
+    return None if registered_before_close else problems.PollClosed(LATE_UNREGISTERED)
 
 
 # 4. In the transaction

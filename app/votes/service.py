@@ -12,11 +12,19 @@ from sqlalchemy import select
 
 from app.core import problems
 from app.core.keys import KeyRing
-from app.core.protocol import Ballot, Vote
+from app.core.protocol import Ballot, Vote, b64url_checked
 from app.polls.cache import PollCache
 from app.storage.db import Database
 from app.storage.schema import votes
-from app.votes.acceptance import Accepted, in_flight_problem, poll_problem, stored_answer
+from app.votes import devices
+from app.votes.acceptance import (
+    Accepted,
+    arrives_late,
+    in_flight_problem,
+    late_problem,
+    poll_problem,
+    stored_answer,
+)
 from app.votes.commit_engine import CommitEngine
 from app.votes.group_commit import GroupCommitter
 
@@ -100,8 +108,9 @@ class VoteService:
             problem = in_flight_problem(flight.request_hash, ballot.request_hash)
             return _as_replay(flight.outcome) if problem is None else _refused(problem)
         poll = self.polls.cached(vote.poll_id)
+        now = self.clock()
         outcome: asyncio.Future[Accepted]
-        if poll is not None and poll_problem(vote, poll, self.clock()) is None:
+        if poll is not None and poll_problem(vote, poll, now) is None and not arrives_late(poll, now):
             # The hot path: a vote for a warm poll that passes its checks goes straight to the
             # group commit, with no task of its own.
             outcome = self.committer.enqueue(ballot)
@@ -110,6 +119,16 @@ class VoteService:
         self._in_flight[key] = _Flight(ballot.request_hash, outcome)
         outcome.add_done_callback(lambda _: self._in_flight.pop(key, None))
         return outcome
+
+    async def register_device(self, poll_id: str, public_key: str) -> int:
+        """Notes a device's key while its poll is open; returns when the service first saw it."""
+        poll = await self.polls.get(poll_id)
+        if poll is None:
+            raise problems.PollNotFound.named(poll_id)
+        now = self.clock()
+        if arrives_late(poll, now):
+            raise problems.PollClosed(f"Poll {poll_id!r} closed at {poll.poll.closes_at} ms.")
+        return await devices.register(self.db, poll_id, b64url_checked(public_key), now)
 
     async def prefetch_polls(self, poll_ids: Collection[str]) -> None:
         """Reads the named polls not in memory in one go: a backlog of votes often names many."""
@@ -123,7 +142,13 @@ class VoteService:
 
     async def _accept(self, ballot: Ballot) -> Accepted:
         vote = ballot.vote
-        problem = poll_problem(vote, await self.polls.get(vote.poll_id), self.clock())
+        poll = await self.polls.get(vote.poll_id)
+        now = self.clock()
+        problem = poll_problem(vote, poll, now)
+        if problem is None and poll is not None and arrives_late(poll, now):
+            closes_at = poll.poll.closes_at
+            assert closes_at is not None
+            problem = late_problem(await devices.registered_by(self.db, vote.poll_id, ballot.public_key, closes_at))
         if problem is not None:
             # A retry of a vote accepted earlier gets its receipt whatever changed since (the poll
             # may have closed while the first response was lost).

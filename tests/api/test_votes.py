@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.protocol import b64encode
 from app.storage.schema import polls
-from tests.helpers import Voter, b64decode, create_poll, now_ms, send_vote, verify_receipt
+from tests.helpers import Voter, b64decode, close_poll, create_poll, now_ms, register_device, send_vote, verify_receipt
 from tests.lifespan import serve
 
 
@@ -226,8 +226,11 @@ async def test_vote_arriving_after_close_without_grace_is_410(client, voter):
 
 
 async def test_vote_cast_before_close_arriving_within_grace_is_accepted(client, voter):
-    closes_at = now_ms() - 1000
+    closes_at = now_ms() + 60_000
     poll = await create_poll(client, question="Q?", options=["A", "B"], closes_at=closes_at, late_grace_seconds=600)
+    # The page registered the device while the poll was open (docs/protocol.md, Late delivery).
+    assert (await register_device(client, poll["id"], voter)).status_code == 200
+    closes_at = await close_poll(client, poll["id"])
     vote = voter.vote(poll["id"], "a", created_at=closes_at - 60_000)
     assert (await send_vote(client, vote)).status_code == 201
 
