@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[
             VoteServicePlugin(settings, db, votes),
             channels,
-            LiveResultsPlugin(settings, db, votes.on_accepted, channels, backend),
+            LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget_unknown, channels, backend),
         ],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 
+from app.storage.migrate import alembic_config
 from tests.service_process import ROOT, ServiceProcess
 
 LITESTAR = str(Path(sys.executable).with_name("litestar"))
@@ -56,7 +58,8 @@ def test_polls_create_refuses_a_bad_closing_time(tmp_path):
 def test_db_upgrade_reports_the_head_revision(tmp_path):
     result = run_cli("db", "upgrade", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"revision": "0001"}
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert json.loads(result.stdout) == {"revision": head}
 
 
 @pytest.fixture

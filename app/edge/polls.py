@@ -13,7 +13,7 @@ from litestar.params import JSONBody
 
 from app.core import problems
 from app.core.settings import Settings
-from app.edge.deps import DatabaseDep, SettingsDep
+from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.errors import problem_specs
 from app.edge.http import PollId, none_match
 from app.polls.results import load_results
@@ -62,11 +62,14 @@ class PollController(Controller):
         responses=problem_specs(problems.InvalidRequest, problems.Unauthorized),
         security=[{"bearer": []}],
     )
-    async def create(self, data: JSONBody[PollSpec], db: DatabaseDep, settings: SettingsDep) -> PollCreated:
+    async def create(
+        self, data: JSONBody[PollSpec], db: DatabaseDep, settings: SettingsDep, poll_news: PollNewsDep
+    ) -> PollCreated:
         try:
             poll = await create_poll(db, data)
         except DuplicateOption as error:
             raise problems.InvalidRequest(str(error)) from None
+        await poll_news.announce(poll.id)
         return poll_created(poll, settings)
 
     @get(

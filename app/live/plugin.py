@@ -1,5 +1,6 @@
 """Wires live results into the app: the channels backend (memory, or Redis for many workers and
-nodes), the channels plugin, and the plugin that feeds `live` every accepted vote."""
+nodes), the channels plugin, and the plugin that feeds `live` every accepted vote and tells every
+worker of each new poll (`poll_news`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from app.core.settings import Settings
 from app.live.fanout import LiveResults
+from app.live.poll_news import PollNews
 from app.live.redis_backend import ResilientRedisBackend
 from app.storage.db import Database
 
@@ -48,6 +50,7 @@ class LiveResultsPlugin(InitPluginProtocol):
         settings: Settings,
         db: Database,
         accepted: list[Callable[[str, str], None]],
+        poll_created: Callable[[str], None],
         channels: ChannelsPlugin,
         backend: ChannelsBackend,
     ) -> None:
@@ -55,11 +58,14 @@ class LiveResultsPlugin(InitPluginProtocol):
         self.db = db
         self.accepted = accepted
         """The vote service's listeners, called with (poll_id, option_id) after each new vote."""
+        self.poll_created = poll_created
+        """Called on every worker with the id of each poll created anywhere."""
         self.channels = channels
         self.backend = backend
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.dependencies["live"] = Provide(_live, sync_to_thread=False)
+        app_config.dependencies["poll_news"] = Provide(_poll_news, sync_to_thread=False)
         app_config.lifespan.append(self.lifespan)
         return app_config
 
@@ -73,6 +79,8 @@ class LiveResultsPlugin(InitPluginProtocol):
             heartbeat_s=self.settings.live_heartbeat_seconds,
         )
         app.state.live = live
+        app.state.poll_news = news = PollNews(self.channels, self.settings.redis_channel_prefix, self.poll_created)
+        await news.start()
         self.accepted.append(live.vote_accepted)
         if isinstance(self.backend, ResilientRedisBackend):
             self.backend.on_reconnect.append(live.refresh)
@@ -82,8 +90,13 @@ class LiveResultsPlugin(InitPluginProtocol):
             if isinstance(self.backend, ResilientRedisBackend):
                 self.backend.on_reconnect.remove(live.refresh)
             self.accepted.remove(live.vote_accepted)
+            await news.close()
             await live.close()
 
 
 def _live(state: State) -> LiveResults:
     return state.live
+
+
+def _poll_news(state: State) -> PollNews:
+    return state.poll_news

@@ -150,6 +150,9 @@ class VoteService:
             assert closes_at is not None
             problem = late_problem(await devices.registered_by(self.db, vote.poll_id, ballot.public_key, closes_at))
         if problem is not None:
+            if poll is None:
+                # No vote can be stored for a poll that does not exist: no need to look for one.
+                raise problem
             # A retry of a vote accepted earlier gets its receipt whatever changed since (the poll
             # may have closed while the first response was lost).
             replay = await self._replay(vote.idempotency_key, ballot.request_hash)
