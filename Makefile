@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: run test unit e2e lint build bench clean browser wrk
+.PHONY: run test unit e2e lint build bench clean browser wrk proxy
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ run: build
 browser:
 	@sh scripts/ensure-debian-tool.sh /usr/bin/chromium chromium "the browser tests"
 
+proxy:
+	@sh scripts/ensure-debian-tool.sh /usr/sbin/nginx nginx "the reverse-proxy test (deploy/nginx.conf)"
+
 wrk:
 	@sh scripts/ensure-debian-tool.sh /usr/bin/wrk wrk "the benchmarks"
 
@@ -29,10 +32,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: build browser lint
+test: build browser proxy lint
 	$(PY) -m pytest
 
-unit: build
+unit: build proxy
 	$(PY) -m pytest tests
 
 e2e: build browser

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from app.core.settings import Settings, SettingsError
+from app.edge.limits import http_protocol
 from app.polls.store import ensure_demo_poll
 from app.storage.db import Database
 from app.storage.migrate import upgrade
@@ -40,6 +41,10 @@ def main() -> None:
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # Read deadlines, a header cap and a connection cap, which uvicorn lacks (app/edge/limits.py).
+        http=http_protocol(settings),
+        # No WebSocket: an upgrade is refused with an answer, before uvicorn could log the client.
+        ws="none",
     )
 
 

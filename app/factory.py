@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
@@ -22,6 +23,7 @@ from app.core.settings import Settings, SettingsError
 from app.edge.devices import device_routes
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
+from app.edge.limits import StreamsPerClient
 from app.edge.pages import page_handlers, template_config
 from app.edge.polls import PollController
 from app.edge.security import add_security_headers
@@ -106,6 +108,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             VoteServicePlugin(settings, db, votes),
             channels,
             LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget_unknown, channels, backend),
+        ],
+        middleware=[
+            DefineMiddleware(
+                StreamsPerClient, limit=settings.streams_per_client, client_header=settings.client_address_header
+            )
         ],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],

@@ -2,7 +2,7 @@
 # Installs a Debian package when the program it provides is missing:
 #   scripts/ensure-debian-tool.sh /usr/bin/chromium chromium "the browser tests"
 # Playwright cannot download its own browsers on these machines, so the e2e suites drive Debian's
-# Chromium; the benchmarks drive Debian's wrk.
+# Chromium; the benchmarks drive Debian's wrk; tests/test_proxy.py runs Debian's nginx.
 set -u
 PROGRAM=$1
 PACKAGE=$2

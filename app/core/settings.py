@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 MAX_WORKERS = 256
+MAX_READ_TIMEOUT_S = 600
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,16 @@ class Settings:
     """Python logging level name."""
     workers: int = 1
     """Worker processes for `make run` / `python -m app`, each with its own listening socket."""
+    header_timeout_seconds: float = 10.0
+    """Time a request's line and headers may take to arrive; past it, 408 and the connection ends."""
+    body_timeout_seconds: float = 30.0
+    """Time a request's body may take to arrive after its headers; past it, 408 and the connection ends."""
+    max_connections: int = 2000
+    """Open connections per worker; a request on a connection past this gets 503 with Retry-After."""
+    streams_per_client: int = 16
+    """Open results streams per client and worker (429 past it); 0 turns the cap off."""
+    client_address_header: str | None = None
+    """Header in which a trusted reverse proxy names the client (`X-Real-IP`); the TCP peer when unset."""
 
     @property
     def base_url(self) -> str:
@@ -71,6 +82,11 @@ class Settings:
             ),
             log_level=_log_level(env.get("VOTE_LOG_LEVEL", defaults.log_level)),
             workers=_workers(env.get("VOTE_WORKERS", str(defaults.workers))),
+            header_timeout_seconds=_read_timeout(env, "VOTE_HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds),
+            body_timeout_seconds=_read_timeout(env, "VOTE_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds),
+            max_connections=_count(env, "VOTE_MAX_CONNECTIONS", defaults.max_connections, minimum=1),
+            streams_per_client=_count(env, "VOTE_STREAMS_PER_CLIENT", defaults.streams_per_client, minimum=0),
+            client_address_header=_header_name("VOTE_CLIENT_ADDRESS_HEADER", env.get("VOTE_CLIENT_ADDRESS_HEADER")),
         )
 
 
@@ -146,3 +162,29 @@ def _workers(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
         raise SettingsError(f"VOTE_WORKERS: expected a number of processes 1-{MAX_WORKERS}, got {value!r}")
     return int(value)
+
+
+def _read_timeout(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= MAX_READ_TIMEOUT_S:
+        raise SettingsError(f"{name}: expected seconds in (0, {MAX_READ_TIMEOUT_S}], got {value!r}")
+    return seconds
+
+
+def _count(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = env.get(name, str(default))
+    if not value.isdigit() or not minimum <= int(value) <= 1_000_000:
+        raise SettingsError(f"{name}: expected a whole number {minimum}-1000000, got {value!r}")
+    return int(value)
+
+
+def _header_name(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+        raise SettingsError(f"{name}: expected a header name (A-Z a-z 0-9 -), got {value!r}")
+    return value
