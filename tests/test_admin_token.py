@@ -13,7 +13,7 @@ from app.core.settings import Settings, SettingsError
 from app.storage.db import Database
 from app.storage.migrate import upgrade
 from tests.lifespan import serve
-from tests.service_process import ROOT, ServiceProcess
+from tests.service_process import ROOT, ServiceProcess, free_port
 
 POLL = {"question": "Open the admin API?", "options": ["Yes", "No"]}
 
@@ -74,7 +74,14 @@ def test_empty_VOTE_ADMIN_TOKEN_stops_the_start_with_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "app"],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "VOTE_ADMIN_TOKEN": "", "VOTE_DATA_DIR": str(tmp_path)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "VOTE_ADMIN_TOKEN": "",
+            "VOTE_DATA_DIR": str(tmp_path),
+            # Were the setting accepted, the service would start: on the test's own port and files.
+            "VOTE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}",
+            "PORT": str(free_port()),
+        },
         capture_output=True,
         text=True,
         timeout=60,
