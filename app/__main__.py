@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from app.core.admin_token import AdminTokenError, admin_token
 from app.core.settings import Settings, SettingsError
 from app.edge.limits import http_protocol
 from app.polls.store import ensure_demo_poll
 from app.storage.db import Database
+from app.storage.files import make_private_dir
+from app.storage.first_start import LostDatabase, refuse_lost_database
 from app.storage.migrate import upgrade
 from app.workers import serve
 
@@ -17,9 +20,14 @@ GRACEFUL_SHUTDOWN_S = 3
 
 
 async def prepare(settings: Settings) -> str:
+    """What the workers' start-up would do, once and first, so that a refusal is one clear line."""
+    make_private_dir(settings.data_dir)
     db = Database(settings.database_url)
     try:
+        await refuse_lost_database(db, settings.data_dir)
         await upgrade(db)
+        if settings.admin_token is None:
+            admin_token(settings.data_dir)
         return await ensure_demo_poll(db)
     finally:
         await db.dispose()
@@ -28,9 +36,9 @@ async def prepare(settings: Settings) -> str:
 def main() -> None:
     try:
         settings = Settings.from_env()
-    except SettingsError as error:
+        poll_id = asyncio.run(prepare(settings))
+    except (SettingsError, AdminTokenError, LostDatabase) as error:
         sys.exit(f"error: {error}")
-    poll_id = asyncio.run(prepare(settings))
     print(f"Demo poll: {settings.base_url}/polls/{poll_id}", flush=True)
     serve(
         "127.0.0.1",

@@ -14,6 +14,7 @@ from litestar import Litestar
 from app.core import keys as receipt_keys
 from app.core.settings import Settings
 from app.storage.db import Database
+from app.storage.first_start import LostDatabase, refuse_lost_database
 from app.storage.migrate import current_revision, upgrade
 
 
@@ -27,19 +28,28 @@ def _app(ctx: click.Context) -> Litestar:
     return ctx.obj.app if hasattr(ctx.obj, "app") else ctx.obj().app
 
 
-def _run(ctx: click.Context, work: Any) -> Any:
-    """Runs one coroutine against a fresh database handle, migrated first."""
+def _run(ctx: click.Context, work: Any, *, new_database: bool = False) -> Any:
+    """Runs one coroutine against a fresh database handle, migrated first.
+
+    A database lost from under a data dir that has been used is not replaced unless
+    `new_database` says so (`db create`): app/storage/first_start.py.
+    """
     settings: Settings = _app(ctx).state.settings
 
     async def main() -> Any:
         db = Database(settings.database_url)
         try:
+            if not new_database:
+                await refuse_lost_database(db, settings.data_dir)
             await upgrade(db)
             return await work(db, settings)
         finally:
             await db.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except LostDatabase as error:
+        raise click.ClickException(str(error)) from None
 
 
 def parse_instant(value: str) -> int:
@@ -105,6 +115,18 @@ def db_upgrade_command(ctx: click.Context) -> None:
         return await current_revision(db)
 
     click.echo(json.dumps({"revision": _run(ctx, work)}))
+
+
+@db_group.command(
+    name="create",
+    help="Make the database on purpose, also where the data dir is from an earlier one (whose votes are lost).",
+)
+@click.pass_context
+def db_create_command(ctx: click.Context) -> None:
+    async def work(db: Database, _: Settings) -> str | None:
+        return await current_revision(db)
+
+    click.echo(json.dumps({"revision": _run(ctx, work, new_database=True)}))
 
 
 @click.group(name="keys", help="Receipt signing keys.")

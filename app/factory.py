@@ -31,6 +31,8 @@ from app.edge.stream import stream_results
 from app.edge.votes import list_keys, vote_routes
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
 from app.storage.db import Database
+from app.storage.files import make_private_dir
+from app.storage.first_start import refuse_lost_database
 from app.storage.migrate import upgrade
 from app.votes.service import VoteService
 
@@ -59,13 +61,14 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         # Disk and database work happen here, not in create_app(): the CLI builds the app too.
+        make_private_dir(self.settings.data_dir)
+        await refuse_lost_database(self.db, self.settings.data_dir)
         await upgrade(self.db)
         keys = load_or_create(self.settings.data_dir)
+        # Before the vote service opens: a bad token file stops the start with nothing to close.
+        token = self.settings.admin_token or admin_token(self.settings.data_dir)
         self.votes.open(keys)
-        app.state.update(
-            receipt_keys=keys,
-            admin_token=self.settings.admin_token or admin_token(self.settings.data_dir),
-        )
+        app.state.update(receipt_keys=keys, admin_token=token)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise scan it all about once a second (~60 ms each).
         gc.collect()

@@ -75,6 +75,8 @@ class ServiceProcess:
             **({"VOTE_DIST_DIR": str(dist_dir)} if dist_dir is not None else {}),
             **(env or {}),
         }
+        if not self.admin_token:  # unset, not empty: an empty VOTE_ADMIN_TOKEN stops the start
+            self.env.pop("VOTE_ADMIN_TOKEN")
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServiceProcess:

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.core.admin_token import token_problem
+
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 MAX_WORKERS = 256
 MAX_READ_TIMEOUT_S = 600
@@ -105,10 +107,13 @@ def _database_url(value: str) -> str:
 
 
 def _admin_token(value: str | None) -> str | None:
-    if value is None or value == "":
+    if value is None:
         return None
-    if len(value) < 16:
-        raise SettingsError("VOTE_ADMIN_TOKEN: must be at least 16 characters")
+    # Set but empty is refused too: it is more likely a secret that failed to arrive than a choice.
+    problem = token_problem(value)
+    if problem is not None:
+        hint = "; unset it to have one generated into VOTE_DATA_DIR/admin-token" if not value else ""
+        raise SettingsError(f"VOTE_ADMIN_TOKEN: {problem}{hint}")
     return value
 
 

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.storage.files import make_private_dir, make_private_file
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
 
 
@@ -60,7 +62,9 @@ class Database:
 def _make_parent_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Created before SQLite opens it, so that the ballots (and the WAL and -shm) are 0600.
+        make_private_dir(Path(database).parent)
+        make_private_file(Path(database))
 
 
 def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True, fsync_by_wal_sync: bool = False) -> None:
