@@ -78,7 +78,8 @@ def create_poll_command(
     ctx: click.Context, question: str, options: tuple[str, ...], closes_at: str | None, late_grace_seconds: int
 ) -> None:
     from app.edge.polls import poll_created
-    from app.polls.store import DuplicateOption, PollSpec, create_poll
+    from app.polls.store import PollSpec, create_poll
+    from app.polls.validation import InvalidPoll
 
     try:
         spec = msgspec.convert(
@@ -96,7 +97,7 @@ def create_poll_command(
     async def work(db: Database, settings: Settings) -> bytes:
         try:
             poll = await create_poll(db, spec)
-        except DuplicateOption as error:
+        except InvalidPoll as error:
             raise click.UsageError(str(error)) from None
         return msgspec.json.encode(poll_created(poll, settings))
 

@@ -67,6 +67,11 @@ class MalformedJson(Problem):
     title = "The body is not valid JSON"
 
 
+class DuplicateHeader(Problem):
+    slug = "duplicate-header"
+    title = "A header that may appear once appears more than once"
+
+
 class InvalidVote(Problem):
     slug = "invalid-vote"
     title = "The body is not a valid vote"
@@ -151,6 +156,12 @@ class UnknownOption(Problem):
     status = 422
     slug = "unknown-option"
     title = "The poll has no such option"
+
+
+class InvalidPoll(Problem):
+    status = 422
+    slug = "invalid-poll"
+    title = "The poll's text, options or closing time are not acceptable"
 
 
 class ClockInFuture(Problem):

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from app.edge.deps import SettingsDep
-from app.edge.http import none_match
+from app.edge.http import get_or_head, none_match
 from app.edge.security import CONTENT_SECURITY_POLICY
 
 MANIFEST_FILE = "asset-manifest.json"
@@ -126,7 +126,7 @@ def file_response(request: Request, built: BuiltFile, cache_control: str, **head
     return Response(body, media_type=built.content_type, headers=headers)
 
 
-@get("/static/{name:str}", include_in_schema=False, sync_to_thread=False)
+@get_or_head("/static/{name:str}", include_in_schema=False, sync_to_thread=False)
 def static_asset(request: Request, name: FromPath[str], settings: SettingsDep) -> Response[bytes]:
     built = load_assets(settings.dist_dir).static_file(name)
     if built is None:
@@ -135,7 +135,7 @@ def static_asset(request: Request, name: FromPath[str], settings: SettingsDep) -
     return file_response(request, built, IMMUTABLE, **{"access-control-allow-origin": "*"})
 
 
-@get("/sw.js", include_in_schema=False, sync_to_thread=False)
+@get_or_head("/sw.js", include_in_schema=False, sync_to_thread=False)
 def service_worker(request: Request, settings: SettingsDep) -> Response[bytes]:
     assets = load_assets(settings.dist_dir)
     # The worker's own CSP governs its fetches: it must reach the asset origin to precache.
@@ -147,7 +147,7 @@ def service_worker(request: Request, settings: SettingsDep) -> Response[bytes]:
     )
 
 
-@get("/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
+@get_or_head("/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
 def web_app_manifest(request: Request, settings: SettingsDep) -> Response[bytes]:
     return file_response(request, load_assets(settings.dist_dir).named_file("webmanifest"), REVALIDATE)
 

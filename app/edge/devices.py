@@ -6,12 +6,11 @@ from __future__ import annotations
 import msgspec
 from litestar import post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import JSONBody
 
 from app.core import problems
 from app.core.protocol import PublicKeyB64
 from app.edge.errors import problem_specs
-from app.edge.http import PollId
+from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId
 from app.votes.service import VoteService
 
 
@@ -34,9 +33,10 @@ def device_routes(votes: VoteService) -> list[HTTPRouteHandler]:
         status_code=200,
         tags=["polls"],
         opt={"invalid_body_problem": problems.InvalidRequest},
+        request_class=JsonBodyRequest,
         responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.PollClosed),
     )
-    async def register_device(poll_id: PollId, data: JSONBody[DeviceRegistration]) -> DeviceRegistered:
+    async def register_device(poll_id: PollId, data: ClosedJsonBody[DeviceRegistration]) -> DeviceRegistered:
         return DeviceRegistered(registered_at=await votes.register_device(poll_id, data.public_key))
 
     return [register_device]

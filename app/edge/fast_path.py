@@ -28,21 +28,24 @@ class VoteFastPath(ASGIMiddleware):
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        content_type = idempotency_header = length = None
+        # Every value of each header, so that a repeated one is refused as the handler refuses it.
+        content_types: list[str] = []
+        idempotency_headers: list[str] = []
+        lengths: list[bytes] = []
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value
+                content_types.append(value.decode("latin-1"))
             elif name == b"idempotency-key":
-                idempotency_header = value
+                idempotency_headers.append(value.decode("latin-1"))
             elif name == b"content-length":
-                length = value
-        if length is None or not length.isdigit() or int(length) > self.max_body_bytes:
+                lengths.append(value)
+        if len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) > self.max_body_bytes:
             await next_app(scope, receive, send)
             return
         body, complete = await _read_body(receive)
         if not complete:
             return  # the client went away before sending its vote: nothing to answer
-        vote = vote_from_request(_text(content_type), _text(idempotency_header), body, scope["path_params"]["poll_id"])
+        vote = vote_from_request(content_types, idempotency_headers, body, scope["path_params"]["poll_id"])
         accepted = await self.votes.submit(vote)
         await send(
             {
@@ -52,10 +55,6 @@ class VoteFastPath(ASGIMiddleware):
             }
         )
         await send({"type": "http.response.body", "body": accepted.receipt})
-
-
-def _text(header: bytes | None) -> str | None:
-    return None if header is None else header.decode("latin-1")
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

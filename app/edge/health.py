@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import get
 from litestar.handlers import HTTPRouteHandler
 
 from app.core import problems
 from app.edge.deps import DatabaseDep
 from app.edge.errors import problem_specs
+from app.edge.http import get_or_head
 from app.votes.service import VoteService
 
 
@@ -16,13 +16,13 @@ class Health(msgspec.Struct):
     status: str
 
 
-@get("/healthz", operation_id="health", summary="The process is alive", tags=["health"])
+@get_or_head("/healthz", operation_id="health", summary="The process is alive", tags=["health"])
 async def healthz() -> Health:
     return Health(status="ok")
 
 
 def health_routes(votes: VoteService) -> list[HTTPRouteHandler]:
-    @get(
+    @get_or_head(
         "/readyz",
         operation_id="ready",
         summary="The database is reachable and writes are durable",

@@ -1,15 +1,92 @@
-"""HTTP details shared by the routes: the poll id in a path, and conditional requests."""
+"""HTTP details shared by the routes: the poll id in a path, JSON bodies, HEAD, and conditional requests."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any, TypeAlias, TypeVar
 
-from litestar.params import Parameter
+from litestar import HttpMethod, Request, route
+from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.params import Body, Parameter
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.protocol import ID_PATTERN
+from app.core.problems import MalformedJson
+from app.core.protocol import ID_PATTERN, UUID_PATTERN
+from app.votes.acceptance import require_json
 
 PollId = Annotated[str, Parameter(pattern=ID_PATTERN, description="A poll id, [A-Za-z0-9_-]{1,64}.")]
+TOO_DEEP = "The JSON is nested too deeply."
+_UUID = UUID_PATTERN.strip("^$")
+# docs/protocol.md: a Structured Field string, or for simple clients the bare key.
+IDEMPOTENCY_KEY_PATTERN = f'^ *(?:"{_UUID}"|{_UUID}) *$'
+
+T = TypeVar("T")
+# A JSON body whose struct refuses unknown fields (forbid_unknown_fields), as OpenAPI should say:
+# Litestar leaves additionalProperties out.
+ClosedJsonBody: TypeAlias = Annotated[
+    T, Body(media_type=RequestEncodingType.JSON, schema_extra={"additionalProperties": False})
+]
+
+
+class JsonBodyRequest(Request[Any, Any, Any]):
+    """For routes whose JSON body Litestar decodes before the schema is applied. The decoder
+    recurses once per level of nesting: a body of a few KiB of `[` exhausts Python's stack, which
+    is the client's problem (400), not a crash (500)."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise MalformedJson(TOO_DEEP) from None
+
+
+async def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """A before_request hook for routes with a JSON body: one Content-Type, and it is JSON."""
+    require_json(request.headers.getall("content-type", []))
+
+
+class HeadWithoutBody(ASGIMiddleware):
+    """Answers HEAD as the route answers GET, headers and all, without the content (RFC 9110
+    §9.3.2). A streamed response ends once its headers are out: the stream then sees its client
+    leave, as when a browser closes the tab."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope["method"] != HttpMethod.HEAD:
+            await next_app(scope, receive, send)
+            return
+        finished = False
+
+        async def send_headers_only(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not finished:
+                finished = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def receive_until_finished() -> Message:
+            return {"type": "http.disconnect"} if finished else await receive()
+
+        await next_app(scope, receive_until_finished, send_headers_only)
+
+
+def get_or_head(path: str, *, operation_id: str | None = None, **kwargs: Any) -> HTTPRouteHandler:
+    """Like Litestar's `get`, for a route that answers HEAD too (documented as `{operation_id}Head`)."""
+
+    def operation_ids(_: HTTPRouteHandler, method: str, __: Any) -> str:
+        assert operation_id is not None
+        return operation_id if method == HttpMethod.GET else f"{operation_id}Head"
+
+    return route(
+        path,
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        operation_id=operation_ids if operation_id is not None else None,
+        middleware=[HeadWithoutBody(), *kwargs.pop("middleware", ())],
+        **kwargs,
+    )
+
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
 # Commas may stand inside a tag, so the list is scanned tag by tag rather than split.

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import msgspec
-from litestar import MediaType, Response, get
+from litestar import MediaType, Response
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -18,6 +18,7 @@ from litestar.template.config import TemplateConfig
 from app.core.protocol import ID_PATTERN
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
+from app.edge.http import get_or_head
 from app.polls.results import load_results
 from app.polls.store import load_poll
 
@@ -47,19 +48,19 @@ async def _render(template: str, poll_id: str, db: DatabaseDep, settings: Settin
     return Template(template, context=context, headers=headers)
 
 
-@get("/polls/{poll_id:str}", include_in_schema=False)
+@get_or_head("/polls/{poll_id:str}", include_in_schema=False)
 async def poll_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
     """The voter's page: the question, the vote form, this device's votes and the live results."""
     return await _render("poll.html", poll_id, db, settings)
 
 
-@get("/polls/{poll_id:str}/results", include_in_schema=False)
+@get_or_head("/polls/{poll_id:str}/results", include_in_schema=False)
 async def results_page(poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Template | Response[str]:
     """The live results alone, e.g. for a projector or an organiser's screen."""
     return await _render("results.html", poll_id, db, settings)
 
 
-@get("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
+@get_or_head("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
 def poll_web_app_manifest(poll_id: FromPath[str], settings: SettingsDep) -> Response[bytes]:
     """build.py's web app manifest, made to start at this poll: an installed app opens the poll."""
     if not re.fullmatch(ID_PATTERN, poll_id):

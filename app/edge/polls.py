@@ -6,18 +6,18 @@ import hmac
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from litestar.params import JSONBody
 
 from app.core import problems
 from app.core.settings import Settings
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.errors import problem_specs
-from app.edge.http import PollId, none_match
+from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, get_or_head, none_match, require_json_body
 from app.polls.results import load_results
-from app.polls.store import DuplicateOption, Option, Poll, PollSpec, create_poll, load_poll
+from app.polls.store import Option, Poll, PollSpec, create_poll, load_poll
+from app.polls.validation import InvalidPoll
 
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
 
@@ -53,6 +53,7 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 class PollController(Controller):
     path = "/api/v1/polls"
+    request_class = JsonBodyRequest
     tags = ("polls",)
 
     @post(
@@ -60,21 +61,33 @@ class PollController(Controller):
         guards=[require_admin],
         operation_id="createPoll",
         summary="Create a poll (admin)",
+        description="Texts are NFC-normalised and trimmed; the limits the schema cannot state (visible text, "
+        "labels a voter can tell apart, closes_at ahead but not too far) answer 422 invalid-poll. "
+        "See docs/protocol.md, Polls.",
+        before_request=require_json_body,
         opt={"invalid_body_problem": problems.InvalidRequest},
-        responses=problem_specs(problems.InvalidRequest, problems.Unauthorized),
+        responses=problem_specs(
+            problems.InvalidRequest,
+            problems.MalformedJson,
+            problems.DuplicateHeader,
+            problems.Unauthorized,
+            problems.PayloadTooLarge,
+            problems.UnsupportedMediaType,
+            problems.InvalidPoll,
+        ),
         security=[{"bearer": []}],
     )
     async def create(
-        self, data: JSONBody[PollSpec], db: DatabaseDep, settings: SettingsDep, poll_news: PollNewsDep
+        self, data: ClosedJsonBody[PollSpec], db: DatabaseDep, settings: SettingsDep, poll_news: PollNewsDep
     ) -> PollCreated:
         try:
             poll = await create_poll(db, data)
-        except DuplicateOption as error:
-            raise problems.InvalidRequest(str(error)) from None
+        except InvalidPoll as error:
+            raise problems.InvalidPoll(str(error)) from None
         await poll_news.announce(poll.id)
         return poll_created(poll, settings)
 
-    @get(
+    @get_or_head(
         "/{poll_id:str}",
         operation_id="getPoll",
         summary="A poll and its options",
@@ -86,7 +99,7 @@ class PollController(Controller):
             raise problems.PollNotFound.named(poll_id)
         return poll
 
-    @get(
+    @get_or_head(
         "/{poll_id:str}/results",
         operation_id="getResults",
         summary="Counts per option; cacheable, with an ETag",

@@ -9,14 +9,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from litestar import get
 from litestar.params import HeaderParameter
 from litestar.response import Stream
 
 from app.core import problems
 from app.edge.deps import LiveResultsDep
 from app.edge.errors import problem_specs
-from app.edge.http import PollId
+from app.edge.http import PollId, get_or_head
 from app.live.fanout import LiveResults, LiveUnavailable, Snapshot
 
 RETRY_MS = 3000  # how long EventSource waits before it reconnects after the stream ends
@@ -64,14 +63,14 @@ async def results_events(live: LiveResults, poll_id: str, seen_total: int) -> As
         live.leave(poll_id, watcher)
 
 
-@get(
+@get_or_head(
     "/api/v1/polls/{poll_id:str}/stream",
     operation_id="streamResults",
     summary="Live results as Server-Sent Events",
     description="A `results` event with the counts on connect (unless Last-Event-ID shows the client has them), "
     "then on change, at most a few a second; comment heartbeats when idle. See docs/live-results.md.",
     tags=["polls"],
-    responses=problem_specs(problems.PollNotFound, problems.ServiceUnavailable),
+    responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.ServiceUnavailable),
 )
 async def stream_results(
     live: LiveResultsDep,

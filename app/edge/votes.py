@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import HeaderParameter
 
 from app.core import problems
 from app.core.keys import PublicKeyInfo
@@ -27,8 +27,15 @@ from app.edge.batch import (
 from app.edge.deps import ReceiptKeysDep
 from app.edge.errors import problem_specs
 from app.edge.fast_path import VoteFastPath
-from app.edge.http import PollId
-from app.votes.acceptance import require_json, vote_from_request
+from app.edge.http import (
+    IDEMPOTENCY_KEY_PATTERN,
+    ClosedJsonBody,
+    JsonBodyRequest,
+    PollId,
+    get_or_head,
+    require_json_body,
+)
+from app.votes.acceptance import vote_from_request
 from app.votes.service import VoteService
 
 MAX_VOTE_BODY_BYTES = 4 * 1024
@@ -41,15 +48,11 @@ class KeyList(msgspec.Struct):
 
 # Hot-path checks run as before_request hooks rather than guards: Litestar copies the route
 # handler for every guard call, which costs more than the check itself.
-async def _require_json(request: Request[Any, Any, Any]) -> None:
-    require_json(request.headers.get("content-type"))
-
-
 async def _read_vote(request: Request[Any, Any, Any]) -> None:
     """The fast path's rules, for the requests it passes on (a body of unknown or excessive length)."""
     request.state.vote = vote_from_request(
-        request.headers.get("content-type"),
-        request.headers.get("idempotency-key"),
+        request.headers.getall("content-type", []),
+        request.headers.getall("idempotency-key", []),
         await request.body(),
         request.path_params["poll_id"],
     )
@@ -72,6 +75,7 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
             200: ResponseSpec(Receipt, description="Accepted earlier: the byte-identical receipt."),
             **problem_specs(
                 problems.InvalidIdempotencyKey,
+                problems.DuplicateHeader,
                 problems.IdempotencyKeyMismatch,
                 problems.MalformedJson,
                 problems.InvalidVote,
@@ -93,10 +97,15 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
     async def cast_vote(
         request: Request[Any, Any, Any],
         # Declared for OpenAPI; the vote itself is read by _read_vote, with the fast path's rules.
-        data: JSONBody[Vote],
+        data: ClosedJsonBody[Vote],
         poll_id: PollId,
         idempotency_key: Annotated[
-            str, HeaderParameter(name="Idempotency-Key", description="The vote's idempotency_key, quoted or bare.")
+            str,
+            HeaderParameter(
+                name="Idempotency-Key",
+                pattern=IDEMPOTENCY_KEY_PATTERN,
+                description="The vote's idempotency_key, quoted or bare.",
+            ),
         ],
     ) -> Response[bytes]:
         accepted = await votes.submit(request.state.vote)
@@ -104,7 +113,8 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
 
     @post(
         "/api/v1/votes/batch",
-        before_request=_require_json,
+        before_request=require_json_body,
+        request_class=JsonBodyRequest,
         request_max_body_size=MAX_BATCH_BODY_BYTES,
         operation_id="castVotes",
         summary=f"Cast up to {MAX_VOTES_PER_BATCH_REQUEST} signed votes of any polls; "
@@ -118,19 +128,20 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
             200: ResponseSpec(BatchResponseDoc, description="One result per vote, in order."),
             **problem_specs(
                 problems.MalformedJson,
+                problems.DuplicateHeader,
                 problems.InvalidRequest,
                 problems.PayloadTooLarge,
                 problems.UnsupportedMediaType,
             ),
         },
     )
-    async def cast_votes(data: JSONBody[BatchRequest]) -> Response[bytes]:
+    async def cast_votes(data: ClosedJsonBody[BatchRequest]) -> Response[bytes]:
         return Response(content=await submit_batch(votes, data), media_type=JSON)
 
     return [cast_vote, cast_votes]
 
 
-@get("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
+@get_or_head("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
 async def list_keys(receipt_keys: ReceiptKeysDep) -> Response[KeyList]:
     # Keys change only on rotation; a short cache keeps a flood of new devices off the service.
     return Response(KeyList(keys=receipt_keys.public_keys()), headers={"Cache-Control": "public, max-age=300"})

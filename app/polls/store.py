@@ -12,15 +12,40 @@ from typing import Annotated
 import msgspec
 from sqlalchemy import insert, select
 
-from app.core.protocol import Identifier, Millis
+from app.core.protocol import ID_PATTERN, Identifier, Millis
+from app.polls.validation import (
+    MAX_LABEL_CHARS,
+    MAX_LATE_GRACE_SECONDS,
+    MAX_OPTIONS,
+    MAX_QUESTION_CHARS,
+    MIN_OPTIONS,
+    InvalidPoll,
+    check_closing,
+    clean_labels,
+    clean_text,
+)
 from app.storage.db import Database
 from app.storage.schema import options as options_table
 from app.storage.schema import polls as polls_table
 
 POLL_ID_BYTES = 12  # 16 URL-safe characters, 96 random bits: not guessable, not enumerable
-MAX_OPTIONS = 64
 
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LABEL_CHARS)]
+# Litestar drops the limits of a union's members from OpenAPI: the options' items are spelt out.
+_OPTION_ITEMS_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_CHARS},
+        {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_CHARS},
+                "id": {"oneOf": [{"type": "string", "pattern": ID_PATTERN}, {"type": "null"}]},
+            },
+            "required": ["label"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 
 class Option(msgspec.Struct):
@@ -49,14 +74,23 @@ class OptionSpec(msgspec.Struct, forbid_unknown_fields=True):
 class PollSpec(msgspec.Struct, forbid_unknown_fields=True):
     """What an organiser sends to create a poll. Options are labels, or objects with an id."""
 
-    question: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    options: Annotated[list[Label | OptionSpec], msgspec.Meta(min_length=2, max_length=MAX_OPTIONS)]
-    closes_at: Millis | None = None
-    late_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 3600)] = 0
-
-
-class DuplicateOption(ValueError):
-    pass
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    options: Annotated[
+        list[Label | OptionSpec],
+        msgspec.Meta(
+            min_length=MIN_OPTIONS, max_length=MAX_OPTIONS, extra_json_schema={"extra": {"items": _OPTION_ITEMS_SCHEMA}}
+        ),
+    ]
+    # Litestar drops the bounds of an optional integer from OpenAPI: spelt out too.
+    closes_at: Annotated[
+        Millis | None,
+        msgspec.Meta(
+            extra_json_schema={
+                "extra": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 2**53 - 1}, {"type": "null"}]}
+            }
+        ),
+    ] = None
+    late_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_LATE_GRACE_SECONDS)] = 0
 
 
 async def load_poll(db: Database, poll_id: str) -> Poll | None:
@@ -91,13 +125,16 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
 
 
 async def create_poll(db: Database, spec: PollSpec) -> Poll:
+    """Creates the poll `spec` describes, or raises InvalidPoll (app/polls/validation.py)."""
+    created_at = int(time.time() * 1000)
+    check_closing(spec.closes_at, spec.late_grace_seconds, created_at)
     poll = Poll(
         id=secrets.token_urlsafe(POLL_ID_BYTES),
-        question=spec.question,
+        question=clean_text(spec.question, "question", MAX_QUESTION_CHARS),
         options=_options_from(spec.options),
         closes_at=spec.closes_at,
         late_grace_seconds=spec.late_grace_seconds,
-        created_at=int(time.time() * 1000),
+        created_at=created_at,
     )
     async with db.write() as conn:
         await conn.execute(
@@ -133,13 +170,13 @@ async def ensure_demo_poll(db: Database) -> str:
 
 
 def _options_from(specs: list[str | OptionSpec]) -> list[Option]:
+    labels = clean_labels([spec if isinstance(spec, str) else spec.label for spec in specs])
     result: list[Option] = []
     taken: set[str] = set()
-    for index, spec in enumerate(specs, start=1):
-        label = spec if isinstance(spec, str) else spec.label
+    for index, (spec, label) in enumerate(zip(specs, labels, strict=True), start=1):
         if isinstance(spec, OptionSpec) and spec.id is not None:
             if spec.id in taken:
-                raise DuplicateOption(f"option id {spec.id!r} appears twice")
+                raise InvalidPoll(f"option id {spec.id!r} appears twice.")
             option_id = spec.id
         else:
             option_id = _unique(_slug(label) or f"option-{index}", taken)

@@ -62,16 +62,27 @@ class Accepted:
 # 1. The request's form
 
 
-def require_json(content_type: str | None) -> None:
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+def single_header(name: str, values: Sequence[str]) -> str | None:
+    """The one value of a header that may appear once. Two are refused whatever they say: servers,
+    proxies and frameworks disagree on which of them counts (the first, the last, or both joined)."""
+    if len(values) > 1:
+        raise problems.DuplicateHeader(f"Send one {name} header, not {len(values)}.")
+    return values[0] if values else None
+
+
+def require_json(content_types: Sequence[str]) -> None:
+    media_type = (single_header("Content-Type", content_types) or "").split(";", 1)[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
         raise problems.UnsupportedMediaType(f"Send application/json, not {media_type or 'nothing'}.")
 
 
-def vote_from_request(content_type: str | None, idempotency_header: str | None, body: bytes, poll_id: str) -> Vote:
-    """The vote a `POST /api/v1/polls/{poll_id}/votes` carries, or the problem with its form."""
-    require_json(content_type)
-    key = idempotency_key_from(idempotency_header)
+def vote_from_request(
+    content_types: Sequence[str], idempotency_headers: Sequence[str], body: bytes, poll_id: str
+) -> Vote:
+    """The vote a `POST /api/v1/polls/{poll_id}/votes` carries, or the problem with its form.
+    Each header comes as every value the request has for it, in order."""
+    require_json(content_types)
+    key = idempotency_key_from(single_header("Idempotency-Key", idempotency_headers))
     try:
         vote = _decode_vote(body)
     except msgspec.ValidationError as error:  # a subclass of DecodeError: JSON, but not a vote
