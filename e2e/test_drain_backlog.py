@@ -48,7 +48,7 @@ def test_backlog_is_sent_in_one_batch_request(browser: Browser, service) -> None
 def test_vote_refused_inside_a_batch_fails_with_its_reason_while_the_others_are_confirmed(
     browser: Browser, service
 ) -> None:
-    polls = [*create_polls(service.base_url, service.admin_token, 2), service.create_poll(closes_at=1_000)]
+    polls = [*create_polls(service.base_url, service.admin_token, 2), service.create_closed_poll()]
     device = Device(browser.new_context(), service.base_url, polls[0])
     device.queue_offline(polls)
 

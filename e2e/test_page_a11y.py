@@ -61,7 +61,7 @@ def test_poll_page_with_a_failed_vote_has_no_axe_violations(
     page: Page, service, scheme: Literal["light", "dark"]
 ) -> None:
     page.emulate_media(color_scheme=scheme)
-    poll = service.create_poll(closes_at=1_000)
+    poll = service.create_closed_poll()
     voter = open_poll(page, service.poll_url(poll), poll)
     voter.vote("Red")
     voter.expect_state("Failed")

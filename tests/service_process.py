@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -139,6 +140,16 @@ class ServiceProcess:
             )
         response.raise_for_status()
         return response.json()
+
+    def create_closed_poll(self, question: str = "Which colour?", options: tuple[str, ...] = ("Red", "Blue")) -> dict:
+        """A poll that has just closed. A poll cannot be created closed: this one is created open,
+        then closed in its SQLite database before any vote brings it into the service's memory."""
+        poll = self.create_poll(question, options, closes_at=int(time.time() * 1000) + 60_000)
+        poll["closes_at"] = int(time.time() * 1000) - 1
+        database = self.env["VOTE_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")
+        with sqlite3.connect(database) as db:
+            db.execute("UPDATE polls SET closes_at = ? WHERE id = ?", (poll["closes_at"], poll["id"]))
+        return poll
 
     def poll_url(self, poll: dict) -> str:
         return f"{self.base_url}/polls/{poll['id']}"

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -38,12 +39,37 @@ def test_polls_create_prints_one_json_object_with_id_and_url(tmp_path):
 
 
 def test_polls_create_takes_a_closing_time(tmp_path):
+    closes = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     result = run_cli(
         "polls", "create", "--question", "Q?", "--option", "A", "--option", "B",
-        "--closes-at", "2030-01-01T00:00:00Z", data_dir=tmp_path,
+        "--closes-at", closes.isoformat(), data_dir=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["closes_at"] == 1_893_456_000_000
+    assert json.loads(result.stdout)["closes_at"] == int(closes.timestamp()) * 1000
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["Yes", "Yes"], "options[1] reads the same as options[0]"),
+        (["Yes", "\u202eseY"], "U+202E"),
+        (["Yes", " "], "options[1] has no visible text"),
+    ],
+)
+def test_polls_create_validates_as_the_api_does(tmp_path, options, named):
+    option_args = [arg for option in options for arg in ("--option", option)]
+    result = run_cli("polls", "create", "--question", "Q?", *option_args, data_dir=tmp_path)
+    assert result.returncode != 0
+    assert named in result.stderr
+
+
+def test_polls_create_refuses_a_closing_time_in_the_past(tmp_path):
+    result = run_cli(
+        "polls", "create", "--question", "Q?", "--option", "A", "--option", "B",
+        "--closes-at", "2020-01-01T00:00:00Z", data_dir=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "closes_at must lie in the future" in result.stderr
 
 
 def test_polls_create_refuses_a_bad_closing_time(tmp_path):

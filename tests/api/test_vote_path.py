@@ -211,3 +211,46 @@ async def test_malformed_json_is_the_same_on_the_fast_path_and_the_handler(clien
     assert json.loads(fast.content)["type"] == "/problems/malformed-json"
     assert answer(fast) == answer(slow)
     assert same_headers(fast, slow)
+
+
+def _duplicated(vote: dict[str, Any], name: str, values: tuple[str, str]) -> list[tuple[str, str]]:
+    key = f'"{vote["idempotency_key"]}"'
+    headers = [("Content-Type", "application/json"), ("Idempotency-Key", key)]
+    return [(header, value) for header, value in headers if header != name] + [(name, value) for value in values]
+
+
+# Each pair: one value the vote would pass with, and another; in either order, on every path.
+DUPLICATED: list[tuple[str, tuple[str, str]]] = [
+    ("Content-Type", ("application/json", "text/plain")),
+    ("Content-Type", ("text/plain", "application/json")),
+    ("Content-Type", ("application/json", "application/json")),
+    ("Idempotency-Key", ("{key}", "0b6f2b8e-9d43-4e39-8f2a-3c4d5e6f7a8b")),
+    ("Idempotency-Key", ("0b6f2b8e-9d43-4e39-8f2a-3c4d5e6f7a8b", "{key}")),
+    ("Idempotency-Key", ("{key}", "{key}")),
+]
+
+
+@pytest.mark.parametrize(("name", "values"), DUPLICATED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(DUPLICATED)])
+async def test_a_duplicated_header_is_the_same_400_on_the_fast_path_and_the_handler(client, poll, name, values):
+    vote = Voter().vote(poll["id"], "yes")
+    values = tuple(value.format(key=vote["idempotency_key"]) for value in values)
+    url = f"/api/v1/polls/{poll['id']}/votes"
+
+    async def chunks():
+        yield json.dumps(vote).encode()
+
+    fast = await client.post(url, content=json.dumps(vote).encode(), headers=_duplicated(vote, name, values))
+    slow = await client.post(url, content=chunks(), headers=_duplicated(vote, name, values))
+    assert fast.headers["content-type"] == "application/problem+json"
+    assert json.loads(fast.content)["type"] == "/problems/duplicate-header"
+    assert answer(fast) == answer(slow)
+    assert same_headers(fast, slow)
+    assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 0
+
+
+async def test_a_duplicated_content_type_is_a_400_for_a_batch(client, poll):
+    vote = Voter().vote(poll["id"], "yes")
+    headers = [("Content-Type", "text/plain"), ("Content-Type", "application/json")]
+    response = await client.post("/api/v1/votes/batch", content=json.dumps({"votes": [vote]}), headers=headers)
+    assert response.status_code == 400
+    assert response.json()["type"] == "/problems/duplicate-header"
