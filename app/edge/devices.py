@@ -10,7 +10,7 @@ from litestar.handlers import HTTPRouteHandler
 from app.core import problems
 from app.core.protocol import PublicKeyB64
 from app.edge.errors import problem_specs
-from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId
+from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, require_json_body
 from app.votes.service import VoteService
 
 
@@ -33,8 +33,16 @@ def device_routes(votes: VoteService) -> list[HTTPRouteHandler]:
         status_code=200,
         tags=["polls"],
         opt={"invalid_body_problem": problems.InvalidRequest},
+        before_request=require_json_body,
         request_class=JsonBodyRequest,
-        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.PollClosed),
+        responses=problem_specs(
+            problems.InvalidRequest,
+            problems.MalformedJson,
+            problems.DuplicateHeader,
+            problems.UnsupportedMediaType,
+            problems.PollNotFound,
+            problems.PollClosed,
+        ),
     )
     async def register_device(poll_id: PollId, data: ClosedJsonBody[DeviceRegistration]) -> DeviceRegistered:
         return DeviceRegistered(registered_at=await votes.register_device(poll_id, data.public_key))

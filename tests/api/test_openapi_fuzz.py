@@ -1,6 +1,6 @@
 """Schemathesis against the real service, from the service's own OpenAPI document: for every
-operation, schema-valid and schema-invalid requests. Bounded: a fixed number of derandomized
-examples per operation (about a minute on two cores).
+operation, schema-valid and schema-invalid requests, on SQLite and on PostgreSQL. Bounded: a fixed
+number of derandomized examples per operation (about 20 s a database on two cores).
 
 Checks: no 5xx; every status, content type, header and body as the document says; a request the
 schema allows is never refused for its form (400), only for what the schema cannot say (an unknown
@@ -11,6 +11,7 @@ is refused.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from schemathesis.generation import GenerationMode
 
 from app import create_app
 from app.core.settings import Settings
+from tests.conftest import PG_URL_ENV, _backends, _fresh_pg_database
 from tests.service_process import ServiceProcess
 
 EXAMPLES_PER_OPERATION = 100
@@ -48,10 +50,16 @@ def _cases() -> list[tuple[str, GenerationMode]]:
     return cases
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    with ServiceProcess(tmp_path_factory.mktemp("openapi") / "service") as process:
-        yield process
+@pytest.fixture(scope="module", params=_backends())
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    data_dir = tmp_path_factory.mktemp("openapi") / "service"
+    if request.param == "sqlite":
+        with ServiceProcess(data_dir) as process:
+            yield process
+        return
+    for database_url in _fresh_pg_database(os.environ[PG_URL_ENV]):
+        with ServiceProcess(data_dir, database_url=database_url) as process:
+            yield process
 
 
 @pytest.fixture(scope="module")

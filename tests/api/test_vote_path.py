@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from app.storage.schema import polls
-from tests.helpers import Voter, create_poll, now_ms, send_vote, verify_receipt
+from tests.helpers import Voter, admin_headers, create_poll, now_ms, send_vote, verify_receipt
 
 # Headers a response may differ in between two requests, whichever path served them.
 PER_RESPONSE = {"date", "content-length"}
@@ -248,9 +248,10 @@ async def test_a_duplicated_header_is_the_same_400_on_the_fast_path_and_the_hand
     assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()["total"] == 0
 
 
-async def test_a_duplicated_content_type_is_a_400_for_a_batch(client, poll):
-    vote = Voter().vote(poll["id"], "yes")
-    headers = [("Content-Type", "text/plain"), ("Content-Type", "application/json")]
-    response = await client.post("/api/v1/votes/batch", content=json.dumps({"votes": [vote]}), headers=headers)
+@pytest.mark.parametrize("path", ["/api/v1/votes/batch", "/api/v1/polls", "/api/v1/polls/{poll_id}/devices"])
+async def test_a_duplicated_content_type_is_a_400_on_every_json_endpoint(client, poll, path):
+    headers = [("Content-Type", "text/plain"), ("Content-Type", "application/json"), *admin_headers().items()]
+    body = {"votes": [Voter().vote(poll["id"], "yes")]}
+    response = await client.post(path.format(poll_id=poll["id"]), content=json.dumps(body), headers=headers)
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/duplicate-header"
