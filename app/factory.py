@@ -20,7 +20,6 @@ from app.cli import register_commands
 from app.core.admin_token import admin_token
 from app.core.keys import KeyRing, load_or_create
 from app.core.settings import Settings, SettingsError
-from app.edge.devices import device_routes
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
 from app.edge.limits import StreamsPerClient
@@ -100,7 +99,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             PollController,
             *vote_routes(votes),
-            *device_routes(votes),
             list_keys,
             stream_results,
             *health_routes(votes),

@@ -1,4 +1,5 @@
-"""Vote routes: one signed vote, a batch of them, and the keys that sign their receipts.
+"""Vote routes: one signed vote, a batch of them, a device's registration for late delivery, and
+the keys that sign their receipts.
 
 The vote routes are made for one vote service (`vote_routes`), which the fast path and the
 handlers share; every rule a vote must pass is in app/votes/acceptance.py.
@@ -16,7 +17,7 @@ from litestar.params import HeaderParameter
 
 from app.core import problems
 from app.core.keys import PublicKeyInfo
-from app.core.protocol import Receipt, Vote
+from app.core.protocol import PublicKeyB64, Receipt, Vote
 from app.edge.batch import (
     MAX_BATCH_BODY_BYTES,
     MAX_VOTES_PER_BATCH_REQUEST,
@@ -56,6 +57,16 @@ async def _read_vote(request: Request[Any, Any, Any]) -> None:
         await request.body(),
         request.path_params["poll_id"],
     )
+
+
+class DeviceRegistration(msgspec.Struct, forbid_unknown_fields=True):
+    public_key: PublicKeyB64
+    """The device's per-poll Ed25519 public key, as its votes will carry it."""
+
+
+class DeviceRegistered(msgspec.Struct):
+    registered_at: int
+    """When the service first saw the key in this poll, in ms since the epoch by its own clock."""
 
 
 def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
@@ -138,7 +149,29 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
     async def cast_votes(data: ClosedJsonBody[BatchRequest]) -> Response[bytes]:
         return Response(content=await submit_batch(votes, data), media_type=JSON)
 
-    return [cast_vote, cast_votes]
+    @post(
+        "/api/v1/polls/{poll_id:str}/devices",
+        operation_id="registerDevice",
+        summary="Register a device's key while the poll is open, for late delivery",
+        description="Safe to repeat: the first registration's time stands. See docs/protocol.md, Late delivery.",
+        status_code=200,
+        tags=["polls"],
+        opt={"invalid_body_problem": problems.InvalidRequest},
+        before_request=require_json_body,
+        request_class=JsonBodyRequest,
+        responses=problem_specs(
+            problems.InvalidRequest,
+            problems.MalformedJson,
+            problems.DuplicateHeader,
+            problems.UnsupportedMediaType,
+            problems.PollNotFound,
+            problems.PollClosed,
+        ),
+    )
+    async def register_device(poll_id: PollId, data: ClosedJsonBody[DeviceRegistration]) -> DeviceRegistered:
+        return DeviceRegistered(registered_at=await votes.register_device(poll_id, data.public_key))
+
+    return [cast_vote, cast_votes, register_device]
 
 
 @get_or_head("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
