@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from app.storage.sqlite_files import SqliteFiles
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
-WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 """journal_size_limit: a WAL that grew past this (while a long read held checkpoints back) is cut
 back to it once it is reset (app/votes/wal_checkpoint.py keeps it well below under load)."""
 
