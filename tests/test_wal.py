@@ -1,14 +1,15 @@
-"""SQLite WAL checkpoints run on their own thread, never inside a group commit."""
+"""SQLite WAL checkpoints run in a helper process, never inside a group commit, and keep the WAL bounded."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
-import threading
 from pathlib import Path
 
 from app.storage.db import Database
+from app.votes import wal_checkpoint
 from app.votes.commit_engine import CommitEngine
-from app.votes.wal_checkpoint import Checkpointer
+from app.votes.wal_checkpoint import Checkpointer, WalCheckpoints
 
 ROWS, ROW_BYTES = 200, 2000
 
@@ -32,17 +33,7 @@ async def test_group_commit_connections_leave_checkpoints_to_the_checkpointer(tm
         await db.dispose()
 
 
-class ObservedCheckpointer(Checkpointer):
-    def __init__(self, path: str, every_s: float) -> None:
-        super().__init__(path, every_s)
-        self.done = threading.Event()
-
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        super().checkpoint(conn)
-        self.done.set()
-
-
-def test_checkpointer_copies_the_wal_back_while_writers_go_on(tmp_path):
+async def test_checkpointer_copies_the_wal_back_while_writers_go_on(tmp_path):
     path = tmp_path / "votes.db"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")
@@ -52,14 +43,54 @@ def test_checkpointer_copies_the_wal_back_while_writers_go_on(tmp_path):
         writer.execute(f"INSERT INTO t VALUES (randomblob({ROW_BYTES}))")
     assert not in_database_file(path)
 
-    checkpointer = ObservedCheckpointer(str(path), every_s=0.01)
-    checkpointer.start()
+    checkpointer = Checkpointer(str(path), str(tmp_path / "votes.db.write-lock"))
     try:
-        assert checkpointer.done.wait(timeout=10)
+        await checkpointer.process.start()
+        await checkpointer.round()  # in its helper process
+        assert checkpointer.process.pid is not None
         assert in_database_file(path)
-        # PASSIVE checkpoints never hold writers up: this insert does not wait for any lock.
+        # Nothing of it holds writers up afterwards: this insert does not wait for any lock.
         writer.execute("PRAGMA busy_timeout=0")
         writer.execute(f"INSERT INTO t VALUES (randomblob({ROW_BYTES}))")
     finally:
-        checkpointer.stop()
+        await checkpointer.stop()
         writer.close()
+
+
+# Each round writes this much in a commit that overlaps every PASSIVE checkpoint, as group commits
+# under sustained load do: SQLite never finds every frame copied, and never restarts the WAL.
+COMMIT_ROWS, ROUNDS = 64, 200
+RESTART_BYTES = 1024 * 1024
+WAL_BOUND_BYTES = 4 * 1024 * 1024
+
+
+def test_the_wal_stays_bounded_when_commits_overlap_every_passive_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / "votes.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (payload BLOB)")
+    checkpoint = wal_checkpoint._checkpoint
+
+    def overlapped_by_a_commit(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
+        if mode != "PASSIVE":  # the others run under the write lock: no commit overlaps them
+            return checkpoint(conn, mode)
+        writer.execute("BEGIN IMMEDIATE")  # its snapshot is taken before the checkpoint ends
+        writer.executemany("INSERT INTO t VALUES (randomblob(?))", [(ROW_BYTES,)] * COMMIT_ROWS)
+        try:
+            return checkpoint(conn, mode)
+        finally:
+            writer.execute("COMMIT")
+
+    monkeypatch.setattr(wal_checkpoint, "_checkpoint", overlapped_by_a_commit)
+    checkpoints = WalCheckpoints(path, f"{path}.write-lock", restart_bytes=RESTART_BYTES)
+    largest = 0
+    try:
+        for _ in range(ROUNDS):
+            checkpoints.round()
+            largest = max(largest, os.stat(f"{path}-wal").st_size)
+    finally:
+        checkpoints.close()
+        writer.close()
+    assert ROUNDS * COMMIT_ROWS * ROW_BYTES > 5 * WAL_BOUND_BYTES  # what a WAL that never restarts holds
+    assert largest <= WAL_BOUND_BYTES, f"the WAL grew to {largest / 2**20:.1f} MB"

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
+from app.storage.sqlite_files import SqliteFiles
 from app.votes import wal_sync
 from app.votes.commit_engine import CommitEngine
 from tests.helpers import ADMIN_TOKEN, Voter, create_poll, send_vote
@@ -118,9 +119,12 @@ async def test_after_a_failed_fsync_a_batched_vote_gets_the_single_endpoints_ans
     assert item["problem"] == single.json()
 
 
-async def test_the_helpers_fsync_error_reaches_the_commit_and_stays():
-    sync = wal_sync.WalSync("unused")
-    sync.wal_path = "/dev/null"  # a file that cannot be fsynced: EINVAL
+async def test_the_helpers_fsync_error_reaches_the_commit_and_stays(tmp_path):
+    (tmp_path / "votes.db").touch()
+    (tmp_path / "votes.db-wal").symlink_to("/dev/null")  # a file that cannot be fsynced: EINVAL
+    files = SqliteFiles(str(tmp_path / "votes.db"))
+    files.remember()
+    sync = wal_sync.WalSync(files)
     await sync.process.start()
     try:
         invalid = os.strerror(errno.EINVAL)
@@ -135,9 +139,9 @@ async def test_the_helpers_fsync_error_reaches_the_commit_and_stays():
 
 
 async def test_one_fsync_covers_every_commit_that_finished_before_it(tmp_path, held_fsync):
-    wal = tmp_path / "votes.db-wal"
-    wal.write_bytes(b"frames")
-    sync = wal_sync.WalSync(str(tmp_path / "votes.db"), use_helper=False)
+    (tmp_path / "votes.db").touch()
+    (tmp_path / "votes.db-wal").write_bytes(b"frames")
+    sync = wal_sync.WalSync(SqliteFiles(str(tmp_path / "votes.db")), use_helper=False)
     try:
         first = sync.after_commit()
         await held_fsync.entered.wait()

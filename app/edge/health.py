@@ -25,16 +25,20 @@ def health_routes(votes: VoteService) -> list[HTTPRouteHandler]:
     @get_or_head(
         "/readyz",
         operation_id="ready",
-        summary="The database is reachable and writes are durable",
+        summary="The database is reachable, has room, and writes are durable",
         tags=["health"],
         responses=problem_specs(problems.ServiceUnavailable),
     )
     async def readyz(db: DatabaseDep) -> Health:
-        failure = votes.durability_failure
+        """503 with the reason: a failed fsync or a lost database file (final for this worker), a
+        full disk, a database out of reach."""
+        failure = votes.check_durability()
         if failure is not None:
             raise problems.ServiceUnavailable(
-                f"Writes are not durable since an fsync failed ({failure}); restart this worker."
+                f"Writes are not durable: {failure}. This worker gives no receipt until it is restarted."
             )
+        if db.sqlite_files is not None and (full := db.sqlite_files.disk_full()) is not None:
+            raise problems.ServiceUnavailable(full, headers={"Retry-After": "10"})
         try:
             await db.ping()
         except Exception:  # any failure to reach the database means "not ready"

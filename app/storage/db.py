@@ -16,8 +16,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.storage.files import make_private_dir, make_private_file
+from app.storage.sqlite_files import SqliteFiles
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""journal_size_limit: a WAL that grew past this (while a long read held checkpoints back) is cut
+back to it once it is reset (app/votes/wal_checkpoint.py keeps it well below under load)."""
 
 
 class Database:
@@ -27,9 +31,14 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        self.sqlite_files: SqliteFiles | None = None
+        """The database file and WAL this process opened (SQLite only): see app/storage/sqlite_files.py."""
         if self.is_sqlite:
             _make_parent_dir(url)
-            configure_sqlite(self.engine.sync_engine)
+            path = self.sqlite_path
+            if path and path != ":memory:":
+                self.sqlite_files = SqliteFiles(path)
+            configure_sqlite(self.engine.sync_engine, files=self.sqlite_files)
 
     @property
     def sqlite_path(self) -> str | None:
@@ -67,7 +76,9 @@ def _make_parent_dir(url: str) -> None:
         make_private_file(Path(database))
 
 
-def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True, fsync_by_wal_sync: bool = False) -> None:
+def configure_sqlite(
+    engine: Engine, *, files: SqliteFiles | None = None, autocheckpoint: bool = True, fsync_by_wal_sync: bool = False
+) -> None:
     # pysqlite's own transaction handling would defer BEGIN and skip it for PRAGMAs; take control so
     # that write transactions start with BEGIN IMMEDIATE and never fail mid-way on a lock upgrade.
     @event.listens_for(engine, "connect")
@@ -82,7 +93,10 @@ def configure_sqlite(engine: Engine, *, autocheckpoint: bool = True, fsync_by_wa
         cursor.execute("PRAGMA foreign_keys=ON")
         if not autocheckpoint:  # app/votes/wal_checkpoint.py does it, off the event loop
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
+        if files is not None:
+            files.remember()  # the files as first opened: what every later check compares with
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:

@@ -2,7 +2,7 @@
 
 SQLite: group commits use a plain sqlite3 connection on the event loop's thread, commit with
 `synchronous=NORMAL`, and fsync the WAL themselves, outside the write lock (app/votes/wal_sync.py);
-WAL checkpoints run on their own thread (app/votes/wal_checkpoint.py). Across worker processes
+WAL checkpoints run in a helper process (app/votes/wal_checkpoint.py). Across worker processes
 sharing one file, writers queue on a file lock. PostgreSQL: an ordinary transaction of the
 database handle, durable when COMMIT returns.
 """
@@ -39,15 +39,15 @@ class CommitEngine:
         self._sync_engine: Engine | None = None
         self._checkpointer: Checkpointer | None = None
         self._wal_sync: WalSync | None = None
-        path = db.sqlite_path
-        if path is not None:
+        files = db.sqlite_files
+        if files is not None:
             # One SQLite writer at a time anyway: queueing here is cheaper than spinning on SQLITE_BUSY.
             self._write_lock = asyncio.Lock()
-            self._lock_path = f"{path}.write-lock"
+            self._lock_path = f"{files.path}.write-lock"
             self._sync_engine = create_engine(make_url(db.url).set(drivername="sqlite+pysqlite"))
-            configure_sqlite(self._sync_engine, autocheckpoint=False, fsync_by_wal_sync=True)
-            self._checkpointer = Checkpointer(path)
-            self._wal_sync = WalSync(path)
+            configure_sqlite(self._sync_engine, files=files, autocheckpoint=False, fsync_by_wal_sync=True)
+            self._checkpointer = Checkpointer(files.path, self._lock_path)
+            self._wal_sync = WalSync(files)
 
     async def commit(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> tuple[T, asyncio.Future[None]]:
         """Runs `work` in one write transaction and commits it; the future resolves once the
@@ -90,14 +90,24 @@ class CommitEngine:
 
     @property
     def durability_failure(self) -> BaseException | None:
-        """The fsync failure that ended durable writes in this process, if one did."""
+        """The failed fsync or lost database file that ended durable writes in this process, if any."""
         return None if self._wal_sync is None else self._wal_sync.failure
+
+    def check_files(self) -> BaseException | None:
+        """Checks now (two stats) that the database and its WAL are the files this process
+        opened; a lost one ends durable writes here, as a failed fsync does. Returns the failure
+        that ended them, if any. The WAL fsync checks the same before each receipt."""
+        if self._wal_sync is None:
+            return None
+        if self._wal_sync.failure is None and (lost := self._wal_sync.files.lost()) is not None:
+            self._wal_sync.fail(lost)
+        return self._wal_sync.failure
 
     async def close(self) -> None:
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.stop)
+            await self._checkpointer.stop()
         if self._wal_sync is not None:
             await self._wal_sync.close()
 

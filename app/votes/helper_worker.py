@@ -6,8 +6,14 @@ Each request is a 4-byte big-endian length and a msgpack array:
 - `["sign", seed, [payload, ...]]`, answered with the 64-byte signatures, concatenated, made with
   the Ed25519 key of that 32-byte seed (the service's receipt key: this process is the
   service's own child, and keeps nothing on disk);
-- `["fdatasync", path]`, answered with 4 bytes: 0 once the file's data is on disk (or the file
-  is gone), else the errno of the failure.
+- `["fdatasync", wal_path, wal_identity, database_path, database_identity]`, answered with 8 bytes:
+  which file failed (0 the WAL, 1 the database) and the errno, both 0 once the WAL's data is on
+  disk. Each identity is the [st_dev, st_ino] the service opened (app/storage/sqlite_files.py): a
+  file that is gone fails with ENOENT, another file under its path with ESTALE, as a failed
+  fsync does: commits made through the descriptors SQLite holds would not survive a restart;
+- `["checkpoint", database_path, lock_path]`: one round of WAL checkpoints
+  (app/votes/wal_checkpoint.py), answered with 8 bytes: the frames left in the WAL, signed (-1 if
+  the round failed).
 Each answer is a 4-byte length and those bytes. It imports nothing of the web stack, so it starts
 in a few tens of milliseconds.
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
@@ -25,6 +31,8 @@ from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 from app.core.protocol import SIGNATURE_BYTES, signature_verifies
 
 _decode = msgspec.msgpack.decode
+_checkpoints: dict[str, Any] = {}
+"""The checkpoint rounds of each database, by path: their connection and what they saw."""
 
 
 def answer(request: list, secret_keys: dict[bytes, bytes]) -> bytes:
@@ -36,26 +44,47 @@ def answer(request: list, secret_keys: dict[bytes, bytes]) -> bytes:
             secret_keys[seed] = crypto_sign_seed_keypair(seed)[1]
         secret_key = secret_keys[seed]
         return b"".join(crypto_sign(payload, secret_key)[:SIGNATURE_BYTES] for payload in payloads)
+    if request[0] == "checkpoint":
+        from app.votes.wal_checkpoint import WalCheckpoints  # only the checkpoint helper needs it
+
+        path, lock_path = request[1], request[2]
+        if path not in _checkpoints:
+            _checkpoints[path] = WalCheckpoints(path, lock_path)
+        return _checkpoints[path].round().to_bytes(8, "big", signed=True)
     if request[0] == "fdatasync":
-        return fdatasync(request[1]).to_bytes(4, "big")
+        failed_file, code = sync_wal(request[1], tuple(request[2]), request[3], tuple(request[4]))
+        return failed_file.to_bytes(4, "big") + code.to_bytes(4, "big")
     raise ValueError(f"unknown request {request[0]!r}")
 
 
-def fdatasync(path: str) -> int:
-    """0 once the file's data is on disk, or if there is no such file; else the errno."""
+WAL_FILE, DATABASE_FILE = 0, 1
+
+
+def sync_wal(
+    wal_path: str, wal_identity: tuple[int, int], database_path: str, database_identity: tuple[int, int]
+) -> tuple[int, int]:
+    """(0, 0) once the WAL's data is on disk and both files are the ones the service opened;
+    else which file failed and the errno (an unsigned code, to fit the answer)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return 0
+        fd = os.open(wal_path, os.O_RDONLY)
     except OSError as error:
-        return error.errno or errno.EIO
+        return WAL_FILE, error.errno or errno.EIO
     try:
+        status = os.fstat(fd)
+        if (status.st_dev, status.st_ino) != wal_identity:
+            return WAL_FILE, errno.ESTALE
+        try:
+            status = os.stat(database_path)
+        except OSError as error:
+            return DATABASE_FILE, error.errno or errno.EIO
+        if (status.st_dev, status.st_ino) != database_identity:
+            return DATABASE_FILE, errno.ESTALE
         os.fdatasync(fd)
     except OSError as error:
-        return error.errno or errno.EIO  # a code that fits the answer (unsigned)
+        return WAL_FILE, error.errno or errno.EIO
     finally:
         os.close(fd)
-    return 0
+    return WAL_FILE, 0
 
 
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:

@@ -88,8 +88,14 @@ class VoteService:
 
     @property
     def durability_failure(self) -> BaseException | None:
-        """Why receipts can no longer be issued by this worker, if they cannot (a failed fsync)."""
+        """Why receipts can no longer be issued by this worker, if they cannot: a failed fsync, or
+        the database or its WAL deleted or replaced under it."""
         return self.committer.engine.durability_failure
+
+    def check_durability(self) -> BaseException | None:
+        """`durability_failure`, after checking now that the database files are still the ones
+        opened (for /readyz: without votes, no fsync would have noticed)."""
+        return self.committer.engine.check_files()
 
     async def submit(self, vote: Vote) -> Accepted:
         """Identical concurrent requests share one attempt; a different body under a busy key is refused."""

@@ -9,25 +9,32 @@ before it began. Meanwhile the next batch (or another worker's) holds the lock, 
 
 Why this is as durable as FULL: a committed transaction's frames stay in the WAL until a
 checkpoint copies them into the database, and with NORMAL SQLite fsyncs the WAL before every
-checkpoint and the database after it. So the frames are in the WAL (which this fsync covers)
-or already in the synced database file. A WAL file that is gone was checkpointed and deleted by
-the last connection to close, after syncing the database.
+checkpoint and the database after it; only then may the WAL be reset or truncated
+(app/votes/wal_checkpoint.py), in place. So the frames are in the WAL (which this fsync covers)
+or already in the synced database file.
+
+That holds for the files this process opened, and only for them: the fsync goes by path, and
+checks first that the WAL and the database are still the files the service opened
+(app/storage/sqlite_files.py). A file deleted or replaced under the service is not an empty WAL
+to skip: SQLite still writes to the old inode, which a restart never finds.
 
 A failed fsync is final for this process, as in PostgreSQL: the kernel may have dropped the pages
-it could not write, so a later fsync that succeeds proves nothing about them. Every later commit
-is refused its receipts and /readyz reports the failure, until the worker is restarted and
-SQLite recovers from what is really on disk.
+it could not write, so a later fsync that succeeds proves nothing about them. So is a lost file.
+Every later commit is refused its receipts and /readyz reports the failure, until the worker is
+restarted and SQLite recovers from what is really on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from app.storage.sqlite_files import DatabaseFileLost, SqliteFiles
 from app.votes.helper_process import HelperProcess
-from app.votes.helper_worker import fdatasync
+from app.votes.helper_worker import DATABASE_FILE, WAL_FILE, sync_wal
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +43,21 @@ class WalSync:
     """The fsync goes to a helper process of its own (app/votes/helper_process.py): a thread's result
     would wait for the GIL, held by the busy event loop, for a millisecond or more each way."""
 
-    def __init__(self, database_path: str, *, use_helper: bool = True) -> None:
-        # Absolute: a missing file counts as synced (see above), so a wrong path must not happen.
-        self.wal_path = f"{os.path.abspath(database_path)}-wal"
+    def __init__(self, files: SqliteFiles, *, use_helper: bool = True) -> None:
+        self.files = files
         self.process = HelperProcess("WAL fsync", enabled=use_helper)
         # Should the helper fail: a thread of its own, as the default executor may be busy.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
-        self._running: asyncio.Future[int] | None = None
+        self._running: asyncio.Future[tuple[int, int]] | None = None
         self._next: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
-        """The first fsync error, if any: from then on nothing here counts as durable."""
+        """The first fsync error or lost file, if any: from then on nothing here counts as durable."""
+
+    def fail(self, error: BaseException) -> None:
+        """Ends durable writes in this process (a failed fsync, a lost file): final."""
+        if self.failure is None:
+            log.critical("%s: no receipt from this worker until it restarts", error)
+            self.failure = error
 
     def after_commit(self) -> asyncio.Future[None]:
         """Resolves once an fsync of the WAL that began after this call has finished (or fails
@@ -68,22 +80,36 @@ class WalSync:
     def _start(self) -> None:
         waiting, self._next = self._next, None
         assert waiting is not None
-        self._running = running = self.process.submit(
-            ["fdatasync", self.wal_path], expected_bytes=4, parse=_errno_from, fallback=self._fsync_on_thread
-        )
+        files = self.files
+        if files.wal is None or files.database is None:
+            files.remember()  # once: a new database's WAL appears at its first commit
+        unseen = DATABASE_FILE if files.database is None else WAL_FILE if files.wal is None else None
+        if unseen is not None:  # right after a commit: the file was deleted
+            running: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+            running.set_result((unseen, errno.ENOENT))
+        else:
+            running = self.process.submit(
+                ["fdatasync", files.wal_path, files.wal, files.path, files.database],
+                expected_bytes=8,
+                parse=_failure_from,
+                fallback=self._fsync_on_thread,
+            )
+        self._running = running
         running.add_done_callback(lambda done: self._finished(done, waiting))
 
-    def _fsync_on_thread(self, future: asyncio.Future[int]) -> None:
-        on_thread = asyncio.get_running_loop().run_in_executor(self._executor, fdatasync, self.wal_path)
+    def _fsync_on_thread(self, future: asyncio.Future[tuple[int, int]]) -> None:
+        files = self.files
+        on_thread = asyncio.get_running_loop().run_in_executor(
+            self._executor, sync_wal, files.wal_path, files.wal, files.path, files.database
+        )
         on_thread.add_done_callback(lambda done: _copy_result(done, future))
 
-    def _finished(self, done: asyncio.Future[int], waiting: asyncio.Future[None]) -> None:
+    def _finished(self, done: asyncio.Future[tuple[int, int]], waiting: asyncio.Future[None]) -> None:
         self._running = None
-        error = _error_of(done, self.wal_path)
+        error = _error_of(done, self.files)
         # A cancelled fsync (the service is stopping) proved nothing either way: not final.
-        if error is not None and self.failure is None and not done.cancelled():
-            log.critical("fsync of %s failed (%s): no receipt until this worker restarts", self.wal_path, error)
-            self.failure = error
+        if error is not None and not done.cancelled():
+            self.fail(error)
         if not waiting.done():
             if error is None:
                 waiting.set_result(None)
@@ -97,20 +123,25 @@ class WalSync:
                 self._start()
 
 
-def _errno_from(answer: bytes) -> int:
-    return int.from_bytes(answer, "big")
+def _failure_from(answer: bytes) -> tuple[int, int]:
+    return int.from_bytes(answer[:4], "big"), int.from_bytes(answer[4:], "big")
 
 
-def _error_of(done: asyncio.Future[int], path: str) -> BaseException | None:
+def _error_of(done: asyncio.Future[tuple[int, int]], files: SqliteFiles) -> BaseException | None:
     if done.cancelled():
         return asyncio.CancelledError()
     if done.exception() is not None:
         return done.exception()
-    code = done.result()
-    return None if code == 0 else OSError(code, os.strerror(code), path)
+    failed_file, code = done.result()
+    if code == 0:
+        return None
+    path = files.path if failed_file == DATABASE_FILE else files.wal_path
+    if code in (errno.ENOENT, errno.ESTALE):
+        return DatabaseFileLost(code, os.strerror(code), path)
+    return OSError(code, f"fsync failed: {os.strerror(code)}", path)
 
 
-def _copy_result(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
+def _copy_result(source: asyncio.Future[tuple[int, int]], target: asyncio.Future[tuple[int, int]]) -> None:
     if target.done():
         return
     if source.cancelled():
