@@ -118,6 +118,18 @@ class _Process(asyncio.SubprocessProtocol):
             self.transport.close()
 
 
+def copy_outcome(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Settles `target` as `source` was settled (a fallback's work done on a thread)."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
+
+
 def done_here(fallback: Fallback) -> asyncio.Future[Any]:
     """A future resolved by `fallback`, for work too small to send."""
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

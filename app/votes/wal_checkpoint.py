@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
-from app.votes.helper_process import HelperProcess
+from app.votes.helper_process import HelperProcess, copy_outcome
 
 CHECKPOINT_EVERY_S = 0.5
 WAL_RESTART_BYTES = 16 * 1024 * 1024
@@ -193,15 +193,4 @@ class Checkpointer:
         if self._here is None:
             self._here = WalCheckpoints(self.path, self.lock_path)
         on_thread = asyncio.get_running_loop().run_in_executor(self._executor, self._here.round)
-        on_thread.add_done_callback(lambda done: _copy_result(done, future))
-
-
-def _copy_result(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
+        on_thread.add_done_callback(lambda done: copy_outcome(done, future))

@@ -33,7 +33,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from app.storage.sqlite_files import DatabaseFileLost, SqliteFiles
-from app.votes.helper_process import HelperProcess
+from app.votes.helper_process import HelperProcess, copy_outcome
 from app.votes.helper_worker import DATABASE_FILE, WAL_FILE, sync_wal
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class WalSync:
         on_thread = asyncio.get_running_loop().run_in_executor(
             self._executor, sync_wal, files.wal_path, files.wal, files.path, files.database
         )
-        on_thread.add_done_callback(lambda done: _copy_result(done, future))
+        on_thread.add_done_callback(lambda done: copy_outcome(done, future))
 
     def _finished(self, done: asyncio.Future[tuple[int, int]], waiting: asyncio.Future[None]) -> None:
         self._running = None
@@ -139,14 +139,3 @@ def _error_of(done: asyncio.Future[tuple[int, int]], files: SqliteFiles) -> Base
     if code in (errno.ENOENT, errno.ESTALE):
         return DatabaseFileLost(code, os.strerror(code), path)
     return OSError(code, f"fsync failed: {os.strerror(code)}", path)
-
-
-def _copy_result(source: asyncio.Future[tuple[int, int]], target: asyncio.Future[tuple[int, int]]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
