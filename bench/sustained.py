@@ -1,6 +1,6 @@
 """Sustained ingest: does the service keep its pace, its latency and a bounded WAL for a minute?
 
-    python -m bench.sustained [--duration 60] [--short 10] [--connections 64]
+    python -m bench.sustained [--duration 60] [--short 10] [--connections 64] [--against REF]
 
 One service (SQLite, 1 worker, started as `make run` does), driven by `wrk` with single votes
 after a warm-up: first for `--short` seconds, the length of the other benchmarks' runs, then for
@@ -8,6 +8,10 @@ after a warm-up: first for `--short` seconds, the length of the other benchmarks
 WAL file's size all along. Prints each run's throughput, p50/p99 and the largest WAL seen, and
 the targets (docs/capacity.md): the WAL stays within 64 MB, p99 under 50 ms, and the sustained
 throughput within 10% of the short run's. Writes bench/sustained-results.json.
+
+With `--against REF`, the same runs on REF's service too (checked out as bench/compare.py does),
+first, in the same run: the figures of the tree before a change, for comparison. Only this
+tree's are written.
 
 The figures, the votes and the load come from bench/ingest.py, as for every ingest measurement.
 """
@@ -77,13 +81,13 @@ class WalWatch:
             self.largest = max(self.largest, self._size())
 
 
-def measure(work: Path, short_s: int, long_s: int, connections: int) -> list[tuple[Figure, int]]:
-    """[(figure, largest WAL in bytes)] for the short run, then the long one."""
+def measure(work: Path, short_s: int, long_s: int, connections: int, tree: Path = ROOT) -> list[tuple[Figure, int]]:
+    """[(figure, largest WAL in bytes)] for the short run, then the long one, of `tree`'s service."""
     work.mkdir(parents=True, exist_ok=True)
     env = service_env(work, None)
     wal = work / "votes.db-wal"
     results = []
-    with vote_service(env=env, log=work / "service.log") as server:
+    with vote_service(env=env, log=work / "service.log", tree=tree) as server:
         base = server.base_url
         poll_id, option_ids = create_poll(base)
         warm = sign_votes(poll_id, option_ids, SINGLE_VOTES_PER_S * WARM_UP_S)
@@ -102,14 +106,18 @@ def measure(work: Path, short_s: int, long_s: int, connections: int) -> list[tup
     return results
 
 
-def report(results: list[tuple[Figure, int]], args: argparse.Namespace) -> bool:
-    print()
-    print(f"{connections_note(args)}")
+def print_table(results: list[tuple[Figure, int]]) -> None:
     print(f"{'measurement':<26}{'votes/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'WAL MB':>9}  statuses")
     for figure, wal in results:
         errors = f" errors={figure.errors}" if figure.errors else ""
         print(f"{figure.name:<26}{figure.votes_per_s:>10.0f}{figure.p50_ms:>9.1f}{figure.p99_ms:>9.1f}"
               f"{wal / 2**20:>9.1f}  {figure.statuses}{errors}")  # fmt: skip
+
+
+def report(results: list[tuple[Figure, int]], args: argparse.Namespace) -> bool:
+    print()
+    print(f"{connections_note(args)}")
+    print_table(results)
     (short, short_wal), (long, long_wal) = results
     drop = 1 - long.votes_per_s / short.votes_per_s if short.votes_per_s else 1.0
     targets = [
@@ -149,12 +157,21 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=60, help="seconds of the sustained run")
     parser.add_argument("--short", type=int, default=10, help="seconds of the short run it is compared with")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--against", metavar="REF", help="measure REF's service the same way first")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is missing; `make bench` installs Debian's wrk (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="vote-bench-sustained-"))
     try:
-        report(measure(work, args.short, args.duration, args.connections), args)
+        if args.against:
+            from bench.compare import build, checkout, git
+
+            with checkout(git("rev-parse", "--verify", f"{args.against}^{{commit}}"), work / "tree") as old_tree:
+                build(old_tree)
+                print(f"=== {args.against} ===", flush=True)
+                print_table(measure(work / "old", args.short, args.duration, args.connections, old_tree))
+            print("=== this tree ===", flush=True)
+        report(measure(work / "new", args.short, args.duration, args.connections), args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
