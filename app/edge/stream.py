@@ -70,7 +70,10 @@ async def results_events(live: LiveResults, poll_id: str, seen_total: int) -> As
     description="A `results` event with the counts on connect (unless Last-Event-ID shows the client has them), "
     "then on change, at most a few a second; comment heartbeats when idle. See docs/live-results.md.",
     tags=["polls"],
-    responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.ServiceUnavailable),
+    # RateLimited: past VOTE_STREAMS_PER_CLIENT streams from one client (app/edge/limits.py).
+    responses=problem_specs(
+        problems.InvalidRequest, problems.PollNotFound, problems.RateLimited, problems.ServiceUnavailable
+    ),
 )
 async def stream_results(
     live: LiveResultsDep,
