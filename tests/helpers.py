@@ -10,15 +10,18 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from nacl.signing import SigningKey, VerifyKey
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.core.keys import ReceiptKey
 from app.core.protocol import Vote, b64encode, signing_bytes
+from app.storage.db import Database
 from app.storage.schema import polls
 from app.votes.receipts import receipt_payload, signed_receipt
 
@@ -97,6 +100,22 @@ async def close_poll(client: httpx.AsyncClient, poll_id: str) -> int:
         await conn.execute(update(polls).where(polls.c.id == poll_id).values(closes_at=closes_at))
     client.app.state.votes.polls._entries.clear()  # type: ignore[attr-defined]  # as after the cache's time-to-live
     return closes_at
+
+
+@contextmanager
+def database_reads(db: Database, containing: str = "") -> Iterator[list[str]]:
+    """Records every SELECT the database handle runs (those containing `containing`)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if containing in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def send_vote(

@@ -5,31 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import event
 
 from app.live.fanout import UPDATE_INTERVAL_S, LiveResults, Watcher
-from app.storage.db import Database
-from tests.helpers import Voter, send_vote
-
-
-@contextmanager
-def results_reads(db: Database) -> Iterator[list[str]]:
-    """Records every statement that reads per-option counts, as load_results does."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "options.votes" in statement and statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+from tests.helpers import Voter, database_reads, send_vote
 
 
 async def next_with_total(watcher: Watcher, total: int) -> list[int]:
@@ -44,7 +22,7 @@ async def next_with_total(watcher: Watcher, total: int) -> list[int]:
 
 async def test_many_watchers_of_a_poll_cost_one_read_per_snapshot(client, poll):
     live: LiveResults = client.app.state.live
-    with results_reads(client.app.state.db) as reads:
+    with database_reads(client.app.state.db, "options.votes") as reads:
         snapshots = await asyncio.gather(*(live.snapshot(poll["id"]) for _ in range(20)))
         watchers = [live.join(poll["id"]) for _ in range(20)]
         assert len(reads) == 1

@@ -7,38 +7,20 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from app.core.settings import Settings
 from app.storage.db import Database
 from app.storage.schema import options, polls
-from tests.helpers import ADMIN_TOKEN, Voter, create_poll, send_vote
+from tests.helpers import ADMIN_TOKEN, Voter, create_poll, database_reads, send_vote
 from tests.lifespan import serve
 
 REDIS_URL_ENV = "VOTE_TEST_REDIS_URL"
-
-
-@contextmanager
-def database_reads(db: Database) -> Iterator[list[str]]:
-    """Records every SELECT the service's own database handle runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def add_poll_row(db: Database, poll_id: str) -> None:

@@ -10,10 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
-from app.storage.schema import polls
-from tests.helpers import Voter, admin_headers, create_poll, now_ms, send_vote, verify_receipt
+from tests.helpers import Voter, admin_headers, close_poll, create_poll, now_ms, send_vote, verify_receipt
 
 # Headers a response may differ in between two requests, whichever path served them.
 PER_RESPONSE = {"date", "content-length"}
@@ -135,9 +133,7 @@ async def world(client: httpx.AsyncClient, poll: dict[str, Any]) -> World:
     accepted = device.vote(poll["id"], "yes")
     assert (await send_vote(client, accepted)).status_code == 201
     closed = await create_poll(client, question="Closed?", options=["A", "B"], closes_at=now_ms() + 60_000)
-    async with client.app.state.db.write() as conn:
-        await conn.execute(update(polls).where(polls.c.id == closed["id"]).values(closes_at=now_ms() - 1))
-    client.app.state.votes.polls._entries.clear()  # as after the cache's time-to-live
+    await close_poll(client, closed["id"])
     return World(poll, closed, device, accepted)
 
 
