@@ -22,6 +22,7 @@ from app.core.keys import KeyRing, load_or_create
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
+from app.edge.http import answer_head_on_schema_routes
 from app.edge.limits import StreamsPerClient
 from app.edge.pages import page_handlers, template_config
 from app.edge.polls import PollController
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     votes = VoteService(db)
     backend = channels_backend(settings)
     channels = channels_plugin(backend)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PollController,
             *vote_routes(votes),
@@ -120,7 +121,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         openapi_config=OpenAPIConfig(
             title="Offline-first vote service",
+            path="/schema",
             version="1",
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
     )
+    answer_head_on_schema_routes(app)
+    return app
