@@ -249,9 +249,15 @@ def _admitted_after_close(
     now: int,
     outcomes: list[Accepted | problems.Problem | None],
 ) -> list[tuple[int, Ballot]]:
-    """The rules of `poll_problem` and `late_problem`, against the poll as committed: cast before
-    the close, delivered within its grace, from a device the service saw before the close."""
-    closes_at, grace_s = poll_window(conn, poll_id)
+    """The rules of `poll_problem` and `late_problem`, against the poll as committed: it exists, and
+    the vote was cast before its close, delivered within its grace, from a device the service saw
+    before the close."""
+    window = poll_window(conn, poll_id)
+    if window is None:  # removed since it was read into memory
+        for index, _ in votes:
+            outcomes[index] = problems.PollNotFound.named(poll_id)
+        return []
+    closes_at, grace_s = window
     assert closes_at is not None  # an open poll admits every vote its poll_problem admitted
     in_time = [(index, ballot) for index, ballot in votes if ballot.vote.created_at <= closes_at]
     seen = registered_by(conn, poll_id, [ballot.public_key for _, ballot in in_time], closes_at) if in_time else set()

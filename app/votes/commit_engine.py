@@ -68,6 +68,10 @@ class CommitEngine:
             done.set_result(None)
             return result, done
         assert self._write_lock is not None
+        if (failure := self.durability_failure) is not None:
+            # Final for this process: no transaction either, since the file it would write to may
+            # be another database now (a restored copy), whose rows are not this service's to change.
+            raise failure
         async with self._write_lock:
             lock = self._try_lock_file()
             if lock is None:  # another worker is committing

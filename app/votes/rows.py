@@ -96,15 +96,16 @@ def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], 
     return {bytes(public_key) for (public_key,) in rows}
 
 
-def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int]:
+def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None:
     """The poll's closes_at and late-delivery grace (seconds) as committed, its row locked for the
-    rest of the transaction (on PostgreSQL; SQLite's write lock covers the whole database)."""
+    rest of the transaction (on PostgreSQL; SQLite's write lock covers the whole database); None
+    when the poll is gone."""
     marks = _Marks(conn)
     row = conn.exec_driver_sql(
         f"UPDATE polls SET vote_count = vote_count WHERE id = {marks.take(1)} RETURNING closes_at, late_grace_seconds",
         (poll_id,),
-    ).one()
-    return row[0], row[1]
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:

@@ -3,9 +3,9 @@ vote cast after the close, even one whose copy of the poll in memory still says 
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from app.storage.schema import polls
+from app.storage.schema import polls, votes
 from tests.helpers import Voter, admin_headers, create_poll, now_ms, send_vote
 
 
@@ -79,3 +79,15 @@ async def test_a_batch_keeps_the_votes_of_open_polls_when_another_closed_under_i
     statuses = [item["status"] for item in response.json()["results"]]
     assert statuses == [410, 201, 201]
     assert (await client.get(f"/api/v1/polls/{other['id']}/results")).json()["total"] == 3
+
+
+async def test_a_vote_for_a_poll_removed_since_it_was_cached_is_not_found(client, poll):
+    """Not a 500: the poll this node holds in memory is gone from the database."""
+    assert (await send_vote(client, Voter().vote(poll["id"], "yes"))).status_code == 201  # the poll is cached
+    async with client.app.state.db.write() as conn:
+        await conn.execute(delete(votes).where(votes.c.poll_id == poll["id"]))
+        await conn.execute(delete(polls).where(polls.c.id == poll["id"]))
+
+    response = await send_vote(client, Voter().vote(poll["id"], "no"))
+
+    assert (response.status_code, response.json()["type"]) == (404, "/problems/poll-not-found")
