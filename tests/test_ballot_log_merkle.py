@@ -129,5 +129,5 @@ def test_a_checkpoint_needs_a_known_key():
     assert open_checkpoint(note, [Verifier.of("vote.example/polls", bytes(key.verify_key))]) == checkpoint
     with pytest.raises(NoteError, match="not signed by a known log key"):
         open_checkpoint(note, [Verifier.of("vote.example/polls", bytes(other.verify_key))])
-    with pytest.raises(NoteError, match="not 'vote.example/polls/other'"):
+    with pytest.raises(NoteError, match=r"not 'vote\.example/polls/other'"):
         open_checkpoint(note, [Verifier.of("vote.example/polls", bytes(key.verify_key))], "vote.example/polls/other")

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import msgspec
 
-from app.core.protocol import Millis, Vote, b64encode, b64url_checked, signature_verifies
+from app.core.protocol import (
+    Identifier,
+    Millis,
+    PublicKeyB64,
+    SignatureB64,
+    Uuid,
+    b64encode,
+    b64url_checked,
+    signature_verifies,
+    signing_bytes,
+)
 
 LENGTH_BYTES = 2  # entry bundles: big-endian uint16 length before each entry
 MAX_ENTRY_BYTES = 1024  # a ballot is ~400 bytes; anything near 64 KiB is not one
@@ -17,20 +27,21 @@ MAX_ENTRY_BYTES = 1024  # a ballot is ~400 bytes; anything near 64 KiB is not on
 class Entry(msgspec.Struct, forbid_unknown_fields=True):
     """One ballot in the log. Field order is the canonical key order."""
 
-    poll_id: str
-    option_id: str
-    vote_id: str
-    idempotency_key: str
+    poll_id: Identifier
+    option_id: Identifier
+    vote_id: Uuid
+    idempotency_key: Uuid
     created_at: Millis
-    public_key: str
-    signature: str
+    public_key: PublicKeyB64
+    signature: SignatureB64
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self)
 
     def signature_verifies(self) -> bool:
-        vote = msgspec.convert(msgspec.to_builtins(self), Vote)
-        return signature_verifies(b64url_checked(vote.public_key), vote.signing_bytes(), b64url_checked(vote.signature))
+        """The vote/v1 signature (docs/protocol.md) by the entry's own device key."""
+        signed = signing_bytes(self.poll_id, self.option_id, self.vote_id, self.idempotency_key, self.created_at)
+        return signature_verifies(b64url_checked(self.public_key), signed, b64url_checked(self.signature))
 
 
 class EntryError(ValueError):
@@ -38,7 +49,13 @@ class EntryError(ValueError):
 
 
 def entry_of_row(
-    poll_id: str, option_id: str, vote_id: str, idempotency_key: str, created_at: int, public_key: bytes, signature: bytes
+    poll_id: str,
+    option_id: str,
+    vote_id: str,
+    idempotency_key: str,
+    created_at: int,
+    public_key: bytes,
+    signature: bytes,
 ) -> bytes:
     """The canonical entry of a stored vote."""
     return Entry(
@@ -52,8 +69,7 @@ _decoder = msgspec.json.Decoder(Entry)
 def decode_entry(data: bytes) -> Entry:
     """The entry, if these are its canonical bytes: a ballot fits one encoding only."""
     try:
-        entry = _decoder.decode(data)
-        msgspec.convert(msgspec.to_builtins(entry), Vote)  # the vote's own field rules
+        entry = _decoder.decode(data)  # the vote's own field rules, as docs/protocol.md has them
     except msgspec.ValidationError as error:
         raise EntryError(f"not a ballot: {error}") from None
     except msgspec.DecodeError:

@@ -42,7 +42,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        parts = vkey.split("+")
+        parts = vkey.split("+", 2)  # the base64 part may hold + itself
         if len(parts) != 3 or not _valid_name(parts[0]) or len(parts[1]) != 8:
             raise NoteError(f"not an Ed25519 verifier key: {vkey!r}")
         try:

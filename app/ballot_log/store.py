@@ -1,0 +1,113 @@
+"""The ballot log in the database: entries read from the votes table in seq order, tiles and
+the latest checkpoint from their own tables (app/storage/schema.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.ballot_log.entries import entry_of_row
+from app.storage.schema import ballot_log_checkpoints, ballot_log_tiles, polls, votes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: bytes
+    made_at: int
+
+
+async def load_checkpoint(conn: AsyncConnection, poll_id: str) -> StoredCheckpoint | None:
+    row = (
+        await conn.execute(
+            select(
+                ballot_log_checkpoints.c.size,
+                ballot_log_checkpoints.c.root,
+                ballot_log_checkpoints.c.note,
+                ballot_log_checkpoints.c.made_at,
+            ).where(ballot_log_checkpoints.c.poll_id == poll_id)
+        )
+    ).first()
+    return StoredCheckpoint(row.size, bytes(row.root), bytes(row.note), row.made_at) if row else None
+
+
+async def load_entries(conn: AsyncConnection, poll_id: str, first: int, count: int) -> list[bytes]:
+    """The entries at log indices first … first+count-1 (seq first+1 …), as far as they exist."""
+    rows = await conn.execute(
+        select(
+            votes.c.seq,
+            votes.c.poll_id,
+            votes.c.option_id,
+            votes.c.vote_id,
+            votes.c.idempotency_key,
+            votes.c.created_at,
+            votes.c.public_key,
+            votes.c.signature,
+        )
+        .where(and_(votes.c.poll_id == poll_id, votes.c.seq > first, votes.c.seq <= first + count))
+        .order_by(votes.c.seq)
+    )
+    entries = []
+    for expected, row in enumerate(rows, start=first + 1):
+        if row.seq != expected:
+            raise LookupError(f"poll {poll_id}: vote seq {expected} is missing, found {row.seq}")
+        entries.append(entry_of_row(*row[1:6], bytes(row.public_key), bytes(row.signature)))
+    return entries
+
+
+async def load_tiles(
+    conn: AsyncConnection, poll_id: str, wanted: list[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(ballot_log_tiles.c.level, ballot_log_tiles.c.tile_index, ballot_log_tiles.c.hashes).where(
+            ballot_log_tiles.c.poll_id == poll_id,
+            tuple_(ballot_log_tiles.c.level, ballot_log_tiles.c.tile_index).in_(wanted),
+        )
+    )
+    return {(row.level, row.tile_index): bytes(row.hashes) for row in rows}
+
+
+async def save_tiles(conn: AsyncConnection, poll_id: str, changed: dict[tuple[int, int], bytes]) -> None:
+    for (level, index), hashes in changed.items():
+        updated = await conn.execute(
+            ballot_log_tiles.update()
+            .where(
+                ballot_log_tiles.c.poll_id == poll_id,
+                ballot_log_tiles.c.level == level,
+                ballot_log_tiles.c.tile_index == index,
+            )
+            .values(hashes=hashes)
+        )
+        if updated.rowcount == 0:
+            await conn.execute(
+                ballot_log_tiles.insert().values(poll_id=poll_id, level=level, tile_index=index, hashes=hashes)
+            )
+
+
+async def save_checkpoint(conn: AsyncConnection, poll_id: str, stored: StoredCheckpoint, *, is_new: bool) -> None:
+    values = {"size": stored.size, "root": stored.root, "note": stored.note, "made_at": stored.made_at}
+    if is_new:
+        await conn.execute(ballot_log_checkpoints.insert().values(poll_id=poll_id, **values))
+    else:
+        await conn.execute(
+            ballot_log_checkpoints.update().where(ballot_log_checkpoints.c.poll_id == poll_id).values(**values)
+        )
+
+
+async def polls_behind(conn: AsyncConnection) -> list[str]:
+    """Polls with accepted votes that no checkpoint covers yet."""
+    rows = await conn.execute(
+        select(polls.c.id)
+        .select_from(polls.outerjoin(ballot_log_checkpoints, ballot_log_checkpoints.c.poll_id == polls.c.id))
+        .where(polls.c.vote_count > func.coalesce(ballot_log_checkpoints.c.size, 0))
+    )
+    return [row.id for row in rows]
+
+
+async def vote_count(conn: AsyncConnection, poll_id: str) -> int | None:
+    return (await conn.execute(select(polls.c.vote_count).where(polls.c.id == poll_id))).scalar_one_or_none()
