@@ -4,6 +4,7 @@ signed checkpoints that only ever extend, tiles as C2SP tlog-tiles lays them out
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -19,7 +20,7 @@ from app.ballot_log.note import Verifier
 from app.ballot_log.tiles import TileId, split_hashes
 from app.storage.db import Database
 from app.storage.schema import ballot_log_tiles
-from tests.helpers import Voter, send_vote
+from tests.helpers import Voter, b64decode, send_vote
 
 WAIT_S = 10  # a generous bound to wait for a condition; the integrator's own target is 1 s
 
@@ -66,7 +67,7 @@ async def test_every_receipted_vote_is_an_entry_at_seq_minus_one(client, poll, s
     entries = unbundle(bundle.content, 3)
     for vote in votes:
         receipt = (await send_vote(client, vote)).json()  # a retry: the same receipt
-        seq = json.loads(__import__("base64").urlsafe_b64decode(receipt["payload"] + "=="))["seq"]
+        seq = json.loads(b64decode(receipt["payload"]))["seq"]
         entry = decode_entry(entries[seq - 1])
         assert {k: getattr(entry, k) for k in entry.__struct_fields__} == {k: vote[k] for k in entry.__struct_fields__}
         assert entry.signature_verifies()
@@ -122,7 +123,7 @@ async def test_each_checkpoint_extends_the_one_before(client, poll):
         assert made is not None
         seen.append(open_checkpoint(made.note, integrator.signer.verifiers()))
     hashes = await _leaf_hashes(client, poll["id"], seen[-1].size)
-    for earlier, later in zip(seen, seen[1:], strict=False):
+    for earlier, later in itertools.pairwise(seen):
         proof = merkle.consistency_proof(earlier.size, hashes[: later.size])
         merkle.verify_consistency(earlier.size, later.size, proof, earlier.root, later.root)
     assert [c.size for c in seen] == [1, 2, 4, 7, 257, 264]
