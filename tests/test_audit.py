@@ -21,7 +21,6 @@ from app.ballot_log.entries import Entry, bundle, unbundle
 from app.ballot_log.merkle import leaf_hash, root_of
 from app.ballot_log.note import sign
 from app.ballot_log.publish import publish
-from app.ballot_log.sources import DirSource
 from app.ballot_log.tiles import all_tiles
 from app.polls.store import load_poll
 from tests.helpers import Voter
