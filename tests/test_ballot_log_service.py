@@ -175,3 +175,27 @@ async def _leaf_hashes(client, poll_id: str, size: int) -> list[bytes]:
         response = await client.get(f"/api/v1/polls/{poll_id}/log/{tile.path}")
         hashes += [merkle.leaf_hash(e) for e in unbundle(response.content, width)]
     return hashes
+
+
+async def test_sequencers_on_many_workers_make_one_history(client, poll, database_url):
+    """Workers and nodes each run a sequencer: the lock lets one extend a poll's log at a time,
+    and the others find nothing left to do, or extend what it made; never a second history."""
+    integrator = client.app.state.log_integrator
+    await integrator.stop()
+    handles = [Database(database_url) for _ in range(4)]
+    try:
+        for _round in range(3):
+            await _cast_many(client, poll["id"], 40)
+            made = await asyncio.gather(
+                *(integrate(db, poll["id"], integrator.signer, integrator.origin_of(poll["id"])) for db in handles)
+            )
+            assert sum(m is not None for m in made) >= 1
+        final = await checkpoint_of(client, poll["id"])
+        assert final.size == 120
+        hashes = await _leaf_hashes(client, poll["id"], 120)
+        assert merkle.root_of(hashes) == final.root
+        tile = await client.get(f"/api/v1/polls/{poll['id']}/log/tile/0/000.p/120")
+        assert split_hashes(tile.content) == hashes
+    finally:
+        for db in handles:
+            await db.dispose()
