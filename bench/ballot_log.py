@@ -1,11 +1,12 @@
 """The public ballot log: how fast an auditor checks it, and how soon a vote reaches a checkpoint.
 
-    python -m bench.ballot_log [--entries 20000] [--duration 5] [--connections 32]
+    python -m bench.ballot_log [--entries 20000] [--duration 5] [--connections 4] [--wrk-connections 64]
 
 1. Audit: a log of --entries signed ballots, written as publish-log writes it, checked by the
    audit (every signature, every tile, the root) on one core: entries per second.
-2. Integration delay under load: the service (SQLite, one worker) takes votes from --connections
-   concurrent clients for --duration seconds while a watcher reads the checkpoint every 20 ms.
+2. Integration delay under load: the service (SQLite, one worker) takes votes from wrk as fast
+   as it can for --duration seconds; meanwhile --connections clients of ours cast votes and a
+   watcher reads the checkpoint every 20 ms.
    A vote's delay is from its receipt reaching the client to the first checkpoint seen that
    holds its seq; p50, p99 and max are printed. Ingest with the log on against the tree before
    is `python -m bench --against REF`.
@@ -22,6 +23,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,7 @@ from app.ballot_log.note import Verifier, sign
 from app.ballot_log.sources import DirSource
 from app.ballot_log.tiles import all_tiles, bundles_for_size
 from app.core.protocol import b64encode, signing_bytes
+from bench.ingest import run_wrk, sign_votes, single_vote_requests
 from bench.servers import vote_service
 
 POLL = "bench"
@@ -79,16 +82,8 @@ def audit_rate(count: int) -> float:
     return count / elapsed
 
 
-async def integration_delays(base: str, duration: float, connections: int) -> list[float]:
+async def integration_delays(base: str, poll: dict, duration: float, connections: int) -> list[float]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        token = os.environ["VOTE_ADMIN_TOKEN"]
-        poll = (
-            await http.post(
-                "/api/v1/polls",
-                json={"question": "Bench?", "options": ["A", "B"]},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        ).json()
         options = [o["id"] for o in poll["options"]]
         receipts: list[tuple[int, float]] = []  # (seq, when the client had the receipt)
         seen: list[tuple[int, float]] = []  # (checkpoint size, when first seen)
@@ -114,7 +109,10 @@ async def integration_delays(base: str, duration: float, connections: int) -> li
 
         async def watcher() -> None:
             last = 0
-            while time.monotonic() < stop + 5 and (not receipts or last < max(s for s, _ in receipts)):
+            # Until the voters are done and the log holds every receipted vote (or 10 s more pass).
+            while time.monotonic() < stop + 10 and (
+                time.monotonic() < stop or not receipts or last < max(s for s, _ in receipts)
+            ):
                 text = (await http.get(f"/api/v1/polls/{poll['id']}/log/checkpoint")).text
                 size = int(text.split("\n")[1])
                 if size > last:
@@ -136,7 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=4, help="clients that time their own votes")
+    parser.add_argument("--wrk-connections", type=int, default=64, help="wrk's connections: the load")
     args = parser.parse_args()
 
     print(f"audit of {args.entries:,} entries on one core: measuring…", flush=True)
@@ -152,9 +151,23 @@ def main() -> None:
         "VOTE_ADMIN_TOKEN": token,
         "VOTE_LOG_LEVEL": "WARNING",
     }
-    print(f"integration delay, {args.connections} clients for {args.duration:g} s: measuring…", flush=True)
+    print(f"integration delay under load, {args.duration:g} s: measuring…", flush=True)
     with vote_service(env=env, log=work / "service.log") as server:
-        delays = asyncio.run(integration_delays(server.base_url, args.duration, args.connections))
+        poll = httpx.post(
+            f"{server.base_url}/api/v1/polls",
+            json={"question": "Bench?", "options": ["A", "B"]},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        # The load: wrk sends signed votes to the same poll as fast as the service takes them,
+        # while a few clients of ours time their own votes into the log.
+        flood = single_vote_requests(
+            work / "flood.tsv", sign_votes(poll["id"], [o["id"] for o in poll["options"]], 40_000)
+        )
+        with ThreadPoolExecutor(1) as pool:
+            load = pool.submit(run_wrk, "load", server.base_url, flood, int(args.duration), args.wrk_connections, 1)
+            delays = asyncio.run(integration_delays(server.base_url, poll, args.duration, args.connections))
+            figure = load.result()
+    print(f"  load: {figure.votes_per_s:,.0f} votes/s from wrk, {args.wrk_connections} connections", flush=True)
     ordered = sorted(delays)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     print(
