@@ -76,7 +76,13 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         app.state.update(receipt_keys=keys, admin_token=token, log_signer=log_signer)
         # The ballot log's sequencer: beside the vote path, never in it (app/ballot_log/integrator.py).
         base_url = self.settings.base_url
-        integrator = Integrator(self.db, log_signer, lambda poll_id: origin_for(base_url, poll_id))
+        integrator = Integrator(
+            # Its short write goes through the vote path's commit engine: it queues with group commits.
+            self.db,
+            log_signer,
+            lambda poll_id: origin_for(base_url, poll_id),
+            self.votes.committer.engine.commit,
+        )
         app.state.update(log_integrator=integrator)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise scan it all about once a second (~60 ms each).

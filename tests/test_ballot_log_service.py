@@ -199,3 +199,25 @@ async def test_sequencers_on_many_workers_make_one_history(client, poll, databas
     finally:
         for db in handles:
             await db.dispose()
+
+
+async def test_a_sequencer_that_was_overtaken_drops_its_work(client, poll):
+    """Work is done outside the write; if another sequencer extended the log meanwhile, the stale
+    checkpoint is not written over the newer one (the log never shrinks or forks)."""
+    from app.ballot_log.integrator import _plain_commit
+
+    db: Database = client.app.state.db
+    integrator = client.app.state.log_integrator
+    await integrator.stop()
+    origin = integrator.origin_of(poll["id"])
+    await cast(client, poll["id"], 2)
+
+    async def overtaken(work):
+        await cast(client, poll["id"], 3)
+        assert (await integrate(db, poll["id"], integrator.signer, origin)).size == 5
+        return await _plain_commit(db)(work)
+
+    assert await integrate(db, poll["id"], integrator.signer, origin, commit=overtaken) is None
+    checkpoint = await checkpoint_of(client, poll["id"])
+    assert checkpoint.size == 5
+    assert merkle.root_of(await _leaf_hashes(client, poll["id"], 5)) == checkpoint.root

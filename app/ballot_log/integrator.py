@@ -1,10 +1,15 @@
 """The sequencer: appends each poll's newly accepted votes to its log and signs a checkpoint.
 
 It runs beside the vote path, never in it: a receipt is sent at commit, and the vote reaches a
-published checkpoint within INTERVAL_S plus one integration (docs/ballot-log.md). One sequencer
-per poll across every worker and node: on SQLite the write transaction's lock, on PostgreSQL a
-transaction-scoped advisory lock per poll. Each checkpoint is made from the stored one and the
-tiles that match it, so none ever contradicts an earlier one.
+published checkpoint within INTERVAL_S plus one integration (docs/ballot-log.md).
+
+The work (reading the new votes, hashing, signing) happens outside any write transaction; the
+write is one short transaction through the vote path's own commit engine, so it queues with the
+group commits instead of holding SQLite's lock across the event loop. Inside it, under the lock
+(SQLite's write lock; on PostgreSQL a transaction-scoped advisory lock per poll), the stored
+checkpoint must still be the one the work started from; if another sequencer got there first,
+this one's work is dropped. So there is one history per poll, and each checkpoint extends the
+stored one with the tiles that match it: none ever contradicts an earlier one.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,27 +59,68 @@ def open_edge_tiles(size: int) -> list[tuple[int, int]]:
     return wanted
 
 
+Commit = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[tuple[Any, "asyncio.Future[None]"]]]
+"""The commit engine's `commit(work)`: `work(run)` calls `run(fn)` to run `fn(connection)` in
+the transaction; it returns the result and a future that resolves once the commit is on disk."""
+
+
+class Superseded(Exception):
+    """Another sequencer extended the log since this one read it."""
+
+
 async def integrate(
-    db: Database, poll_id: str, signer: LogSigner, origin: str, *, now: Callable[[], float] = time.time
+    db: Database,
+    poll_id: str,
+    signer: LogSigner,
+    origin: str,
+    *,
+    commit: Commit | None = None,
+    now: Callable[[], float] = time.time,
 ) -> store.StoredCheckpoint | None:
     """Extends the poll's log by the votes accepted since its checkpoint; the new checkpoint, or
-    None when there was nothing to add."""
-    async with db.write() as conn:
-        if not db.is_sqlite:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(poll_id)})
+    None when there was nothing to add or another sequencer added it first."""
+    async with db.read() as conn:
         current = await store.load_checkpoint(conn, poll_id)
         size = current.size if current else 0
+        base = (size, current.root) if current else None
         total = await store.vote_count(conn, poll_id)
         if total is None or total <= size:
             return None
         entries = await store.load_entries(conn, poll_id, size, min(total - size, MAX_ENTRIES_PER_INTEGRATION))
         edge = await _edge_of(conn, poll_id, size, current.root if current else EMPTY_ROOT)
-        edge.append(leaf_hash(entry) for entry in entries)
-        checkpoint = Checkpoint(origin, edge.size, edge.root())
-        made = store.StoredCheckpoint(edge.size, checkpoint.root, signer.sign(checkpoint), int(now() * 1000))
-        await store.save_tiles(conn, poll_id, edge.changed)
-        await store.save_checkpoint(conn, poll_id, made, is_new=current is None)
-        return made
+    edge.append(leaf_hash(entry) for entry in entries)
+    checkpoint = Checkpoint(origin, edge.size, edge.root())
+    made = store.StoredCheckpoint(edge.size, checkpoint.root, signer.sign(checkpoint), int(now() * 1000))
+
+    def write(conn: Any) -> None:
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(poll_id)})
+        if store.checkpoint_size(conn, poll_id) != base:
+            raise Superseded()
+        store.save(conn, poll_id, made, edge.changed, is_new=base is None)
+
+    async def work(run: Callable[[Callable[[Any], None]], Awaitable[None]]) -> None:
+        await run(write)
+
+    try:
+        _, durable = await (commit or _plain_commit(db))(work)
+    except Superseded:
+        return None
+    await durable  # served only once on disk, as a receipt is
+    return made
+
+
+def _plain_commit(db: Database) -> Commit:
+    """A commit engine's interface over the database handle's own write transaction."""
+
+    async def commit(work: Callable[[Any], Awaitable[Any]]) -> tuple[Any, asyncio.Future[None]]:
+        async with db.write() as conn:
+            result = await work(conn.run_sync)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return result, done
+
+    return commit
 
 
 async def _edge_of(conn: AsyncConnection, poll_id: str, size: int, root: bytes) -> TreeEdge:
@@ -96,8 +143,11 @@ async def _edge_of(conn: AsyncConnection, poll_id: str, size: int, root: bytes) 
 class Integrator:
     """One background task per worker that keeps every poll's log within a round of its votes."""
 
-    def __init__(self, db: Database, signer: LogSigner, origin_of: Callable[[str], str]) -> None:
+    def __init__(
+        self, db: Database, signer: LogSigner, origin_of: Callable[[str], str], commit: Commit | None = None
+    ) -> None:
         self.db = db
+        self.commit = commit
         self.signer = signer
         self.origin_of = origin_of
         self.task: asyncio.Task[None] | None = None
@@ -121,7 +171,7 @@ class Integrator:
             if poll_id in self.broken:
                 continue
             try:
-                while await integrate(self.db, poll_id, self.signer, self.origin_of(poll_id)):
+                while await integrate(self.db, poll_id, self.signer, self.origin_of(poll_id), commit=self.commit):
                     made += 1
             except (LogIntegrityError, LookupError) as error:
                 self.broken[poll_id] = str(error)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.ballot_log.entries import entry_of_row
@@ -66,9 +67,30 @@ async def load_tiles(
     return {(row.level, row.tile_index): bytes(row.hashes) for row in rows}
 
 
-async def save_tiles(conn: AsyncConnection, poll_id: str, changed: dict[tuple[int, int], bytes]) -> None:
+def checkpoint_size(conn: Connection, poll_id: str) -> tuple[int, bytes] | None:
+    """The stored checkpoint's size and root, inside a write transaction (sync, see save)."""
+    row = conn.execute(
+        select(ballot_log_checkpoints.c.size, ballot_log_checkpoints.c.root).where(
+            ballot_log_checkpoints.c.poll_id == poll_id
+        )
+    ).first()
+    return (row.size, bytes(row.root)) if row else None
+
+
+def save(
+    conn: Connection, poll_id: str, stored: StoredCheckpoint, changed: dict[tuple[int, int], bytes], *, is_new: bool
+) -> None:
+    """Writes a new checkpoint and the tiles it needs. Sync: it runs inside the commit engine's
+    short write transaction (app/votes/commit_engine.py), as a group commit's statements do."""
+    values = {"size": stored.size, "root": stored.root, "note": stored.note, "made_at": stored.made_at}
+    if is_new:
+        conn.execute(ballot_log_checkpoints.insert().values(poll_id=poll_id, **values))
+    else:
+        conn.execute(
+            ballot_log_checkpoints.update().where(ballot_log_checkpoints.c.poll_id == poll_id).values(**values)
+        )
     for (level, index), hashes in changed.items():
-        updated = await conn.execute(
+        updated = conn.execute(
             ballot_log_tiles.update()
             .where(
                 ballot_log_tiles.c.poll_id == poll_id,
@@ -78,19 +100,9 @@ async def save_tiles(conn: AsyncConnection, poll_id: str, changed: dict[tuple[in
             .values(hashes=hashes)
         )
         if updated.rowcount == 0:
-            await conn.execute(
+            conn.execute(
                 ballot_log_tiles.insert().values(poll_id=poll_id, level=level, tile_index=index, hashes=hashes)
             )
-
-
-async def save_checkpoint(conn: AsyncConnection, poll_id: str, stored: StoredCheckpoint, *, is_new: bool) -> None:
-    values = {"size": stored.size, "root": stored.root, "note": stored.note, "made_at": stored.made_at}
-    if is_new:
-        await conn.execute(ballot_log_checkpoints.insert().values(poll_id=poll_id, **values))
-    else:
-        await conn.execute(
-            ballot_log_checkpoints.update().where(ballot_log_checkpoints.c.poll_id == poll_id).values(**values)
-        )
 
 
 async def polls_behind(conn: AsyncConnection) -> list[str]:
