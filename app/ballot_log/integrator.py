@@ -15,10 +15,14 @@ stored one with the tiles that match it: none ever contradicts an earlier one.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -140,14 +144,38 @@ async def _edge_of(conn: AsyncConnection, poll_id: str, size: int, root: bytes) 
     return edge
 
 
+@contextmanager
+def _held(path: Path | None) -> Iterator[bool]:
+    """A non-blocking lock on the file, if there is one: True while this process holds it."""
+    if path is None:
+        yield True
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 class Integrator:
     """One background task per worker that keeps every poll's log within a round of its votes."""
 
     def __init__(
-        self, db: Database, signer: LogSigner, origin_of: Callable[[str], str], commit: Commit | None = None
+        self,
+        db: Database,
+        signer: LogSigner,
+        origin_of: Callable[[str], str],
+        commit: Commit | None = None,
+        node_lock: Path | None = None,
     ) -> None:
         self.db = db
         self.commit = commit
+        self.node_lock = node_lock
         self.signer = signer
         self.origin_of = origin_of
         self.task: asyncio.Task[None] | None = None
@@ -164,6 +192,11 @@ class Integrator:
 
     async def run_once(self) -> int:
         """Integrates every poll that is behind; how many checkpoints it made."""
+        # The workers of one node take turns: the others' work would only be dropped.
+        with _held(self.node_lock) as held:
+            return await self._integrate_all() if held else 0
+
+    async def _integrate_all(self) -> int:
         async with self.db.read() as conn:
             behind = await store.polls_behind(conn)
         made = 0
