@@ -76,9 +76,11 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         app.state.update(receipt_keys=keys, admin_token=token, log_signer=log_signer)
         # The ballot log's sequencer: beside the vote path, never in it (app/ballot_log/integrator.py).
         base_url = self.settings.base_url
+        # Its reads have their own connections (the vote path's pool is not theirs to take); its
+        # short write goes through the vote path's commit engine, and queues with group commits.
+        log_db = Database(self.settings.database_url)
         integrator = Integrator(
-            # Its short write goes through the vote path's commit engine: it queues with group commits.
-            self.db,
+            log_db,
             log_signer,
             lambda poll_id: origin_for(base_url, poll_id),
             self.votes.committer.engine.commit,
@@ -93,6 +95,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
             yield
         finally:
             await integrator.stop()
+            await log_db.dispose()
             await self.votes.close()
             await self.db.dispose()
 
