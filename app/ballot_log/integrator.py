@@ -172,8 +172,10 @@ class Integrator:
         origin_of: Callable[[str], str],
         commit: Commit | None = None,
         node_lock: Path | None = None,
+        durability: Callable[[], BaseException | None] | None = None,
     ) -> None:
         self.db = db
+        self.durability = durability
         self.commit = commit
         self.node_lock = node_lock
         self.signer = signer
@@ -197,6 +199,10 @@ class Integrator:
             return await self._integrate_all() if held else 0
 
     async def _integrate_all(self) -> int:
+        # The vote path's check that the database files are the ones it opened: once they are
+        # not, nothing more is written here either (the votes get 503 and /readyz says why).
+        if self.durability is not None and self.durability() is not None:
+            return 0
         async with self.db.read() as conn:
             behind = await store.polls_behind(conn)
         made = 0
