@@ -34,6 +34,8 @@ DEFAULT_OUT = ROOT / "dist"
 TEMPLATES = ROOT / "app" / "edge" / "templates"
 
 PAGE_ENTRY = "frontend/page.js"
+LOG_MODULE_ENTRY = "frontend/log-verify.js"  # imported by the page only after a vote is confirmed
+VERIFY_ENTRY = "frontend/verify.js"  # the /verify page's script
 STYLESHEET = "frontend/style.css"
 SW_ENTRY = "sw/sw.js"
 SW_MANIFEST_MODULE = "sw/manifest.js"  # replaced in the bundle by the generated precache list
@@ -173,8 +175,10 @@ def parse_module(path: Path, source: str) -> Module:
     return Module(path, EXPORT_RE.sub("", body), imports, exports, declared)
 
 
-def bundle(entry: Path, replacements: dict[Path, str] | None = None) -> str:
-    """Joins `entry` and every module it imports into one script, dependencies first."""
+def bundle(entry: Path, replacements: dict[Path, str] | None = None, *, as_module: bool = False) -> str:
+    """Joins `entry` and every module it imports into one script, dependencies first.
+
+    `as_module`: an ES module that exports what `entry` exports, for a dynamic import()."""
     replacements = {p.resolve(): s for p, s in (replacements or {}).items()}
     modules: dict[Path, Module] = {}
     order: list[Module] = []
@@ -211,6 +215,9 @@ def bundle(entry: Path, replacements: dict[Path, str] | None = None) -> str:
                 )
             seen[name] = module.path
     parts = [f"// {_where(m.path)}\n{m.body.strip()}\n" for m in order]
+    if as_module:  # module scope already keeps the names private
+        exported = ", ".join(sorted(order[-1].exports))
+        return '"use strict";\n' + "\n".join(parts) + f"export {{ {exported} }};\n"
     # One function scope keeps the bundle's names out of the global object.
     return '(() => {\n"use strict";\n' + "\n".join(parts) + "})();\n"
 
@@ -363,7 +370,11 @@ def build(
 
     page_js = minify_js(bundle(source_root / PAGE_ENTRY))
     style_css = minify_css(source_root / STYLESHEET)
+    # Off the critical path: the log check is imported after Confirmed; /verify is another page.
+    log_js = minify_js(bundle(source_root / LOG_MODULE_ENTRY, as_module=True))
+    verify_js = minify_js(bundle(source_root / VERIFY_ENTRY))
     assets = [Asset("page.js", "", page_js), Asset("style.css", "", style_css)]
+    assets += [Asset("log-verify.js", "", log_js), Asset("verify.js", "", verify_js)]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"

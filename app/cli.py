@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -120,6 +121,72 @@ def close_poll_command(ctx: click.Context, poll_id: str) -> None:
     click.echo(_run(ctx, work).decode())
 
 
+@polls_group.command(name="publish-log", help="Write a poll's ballot log as static files (C2SP tlog-tiles) into DIR.")
+@click.argument("poll_id")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def publish_log_command(ctx: click.Context, poll_id: str, directory: Path) -> None:
+    from app.ballot_log.integrator import integrate
+    from app.ballot_log.log_keys import LogSigner, origin_for
+    from app.ballot_log.publish import PublishError, publish
+    from app.polls.store import load_poll
+
+    async def work(db: Database, settings: Settings) -> int:
+        poll = await load_poll(db, poll_id)
+        if poll is None:
+            raise click.ClickException(f"there is no poll {poll_id!r}")
+        signer = LogSigner.load(settings.data_dir, settings.base_url)
+        origin = origin_for(settings.base_url, poll_id)
+        while await integrate(db, poll_id, signer, origin):  # catch up, as the service would within a second
+            pass
+        try:
+            return await publish(db, poll_id, directory, signer, poll)
+        except PublishError as error:
+            raise click.ClickException(str(error)) from None
+
+    size = _run(ctx, work)
+    click.echo(json.dumps({"poll_id": poll_id, "entries": size, "directory": str(directory)}))
+
+
+@polls_group.command(name="audit", help="Recount a poll from its public ballot log: a …/log/ URL or a publish-log DIR.")
+@click.argument("where", metavar="URL_OR_DIR")
+@click.option(
+    "--since",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A checkpoint saved by an earlier run: the log must extend it.",
+)
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the verified checkpoint here, for the next run's --since.",
+)
+@click.option(
+    "--vkey", "vkeys", multiple=True, help="Trust this log key (signed-note vkey) instead of the published ones."
+)
+def audit_command(where: str, since: Path | None, save: Path | None, vkeys: tuple[str, ...]) -> None:
+    from app.ballot_log.audit import AuditFailure, audit
+    from app.ballot_log.audit_source import resolve
+
+    try:
+        target = resolve(where, list(vkeys))
+        report = audit(target.log, target.verifiers, target.poll, since.read_bytes() if since else None)
+        tally = {option: report.tally.get(option, 0) for option in sorted(target.poll.option_ids)}
+        if target.results is not None and target.results != tally:
+            raise AuditFailure(f"the service's results {target.results} differ from the log's count {tally}")
+    except AuditFailure as error:
+        raise click.ClickException(f"audit failed: {error}") from None
+    if save is not None:
+        save.write_bytes(report.note)
+    summary = {
+        "poll_id": target.poll.poll_id,
+        "origin": report.checkpoint.origin,
+        "entries": report.checkpoint.size,
+        "tally": tally,
+        "results_match": None if target.results is None else True,
+    }
+    click.echo(json.dumps(summary))
+
+
 @click.group(name="db", help="Database schema.")
 def db_group() -> None:
     pass
@@ -146,7 +213,7 @@ def db_create_command(ctx: click.Context) -> None:
     click.echo(json.dumps({"revision": _run(ctx, work, new_database=True)}))
 
 
-@click.group(name="keys", help="Receipt signing keys.")
+@click.group(name="keys", help="Receipt and ballot log signing keys.")
 def keys_group() -> None:
     pass
 
@@ -158,3 +225,13 @@ def keys_rotate_command(ctx: click.Context) -> None:
     receipt_keys.load_or_create(settings.data_dir)
     key = receipt_keys.rotate(settings.data_dir)
     click.echo(json.dumps({"kid": key.kid}))
+
+
+@keys_group.command(name="rotate-log", help="Make a new active ballot log key; old ones stay published.")
+@click.pass_context
+def keys_rotate_log_command(ctx: click.Context) -> None:
+    from app.ballot_log.log_keys import LogSigner, rotate
+
+    settings: Settings = _app(ctx).state.settings
+    rotate(settings.data_dir)
+    click.echo(json.dumps({"vkey": LogSigner.load(settings.data_dir, settings.base_url).vkey}))

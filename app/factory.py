@@ -16,6 +16,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
+from app.ballot_log.integrator import Integrator
+from app.ballot_log.log_keys import LogSigner, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
 from app.core.keys import KeyRing, load_or_create
@@ -30,6 +32,8 @@ from app.edge.security import add_security_headers
 from app.edge.stream import stream_results
 from app.edge.votes import list_keys, vote_routes
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
+from app.log_web.pages import verify_page
+from app.log_web.routes import log_routes
 from app.storage.db import Database
 from app.storage.files import make_private_dir
 from app.storage.first_start import refuse_lost_database
@@ -54,6 +58,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
             settings=Provide(lambda: self.settings, sync_to_thread=False),
             db=Provide(lambda: self.db, sync_to_thread=False),
             receipt_keys=Provide(_receipt_keys, sync_to_thread=False),
+            log_signer=Provide(_log_signer, sync_to_thread=False),
         )
         app_config.lifespan.append(self.lifespan)
         return app_config
@@ -67,21 +72,41 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         keys = load_or_create(self.settings.data_dir)
         # Before the vote service opens: a bad token file stops the start with nothing to close.
         token = self.settings.admin_token or admin_token(self.settings.data_dir)
+        log_signer = LogSigner.load(self.settings.data_dir, self.settings.base_url)
         self.votes.open(keys)
-        app.state.update(receipt_keys=keys, admin_token=token)
+        app.state.update(receipt_keys=keys, admin_token=token, log_signer=log_signer)
+        # The ballot log's sequencer: beside the vote path, never in it (app/ballot_log/integrator.py).
+        base_url = self.settings.base_url
+        # Its reads have their own connections (the vote path's pool is not theirs to take); its
+        # short write goes through the vote path's commit engine, and queues with group commits.
+        log_db = Database(self.settings.database_url)
+        integrator = Integrator(
+            log_db,
+            log_signer,
+            lambda poll_id: origin_for(base_url, poll_id),
+            self.votes.committer.engine.commit,
+        )
+        app.state.update(log_integrator=integrator)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise scan it all about once a second (~60 ms each).
         gc.collect()
         gc.freeze()
+        integrator.start()
         try:
             yield
         finally:
+            await integrator.stop()
+            await log_db.dispose()
             await self.votes.close()
             await self.db.dispose()
 
 
 def _receipt_keys(state: State) -> KeyRing:
     return state.receipt_keys
+
+
+def _log_signer(state: State) -> LogSigner:
+    return state.log_signer
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -101,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PollController,
             *vote_routes(votes),
             list_keys,
+            *log_routes,
+            verify_page,
             stream_results,
             *health_routes(votes),
             *page_handlers,

@@ -44,6 +44,9 @@ function optionLabel(optionId) {
   return optionId;
 }
 
+// Vote id → what the public ballot log says of it (frontend/log-verify.js, loaded once needed).
+const inLog = new Map();
+
 function describe(vote) {
   const word = STATE_WORDS[vote.status];
   if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
@@ -73,11 +76,20 @@ async function render() {
       state.className = "state";
       state.textContent = describe(vote);
       item.append(choice, " — ", state);
+      const log = inLog.get(vote.id);
+      if (log) {
+        const save = document.createElement("a");
+        save.href = log.file;
+        save.download = `receipt-${pollId}-${vote.seq}.json`;
+        save.textContent = "Save receipt";
+        item.append(` · ${log.words} · tracker ${log.tracker} · `, save);
+      }
       return item;
     }),
   );
   noVotes.hidden = votes.length > 0;
   showOwnVote(votes.find((vote) => vote.status !== FAILED));
+  for (const receipt of receipts) checkInLog(receipt);
   if (votes.length > 0) setText(statusLine, describe(votes[0]));
   const waiting = await allUnconfirmed();
   setText(pending, waitingText(waiting.length));
@@ -100,6 +112,20 @@ function showOwnVote(vote) {
   );
   ownVote.classList.toggle("own-vote-counted", vote.status === CONFIRMED);
   for (const input of form.querySelectorAll('input[name="option"]')) input.checked = input.value === vote.optionId;
+}
+
+// After Confirmed, off the critical path: the log check is a module of its own, fetched then.
+function checkInLog(receipt) {
+  if (inLog.has(receipt.voteId) || !form.dataset.logModule) return;
+  inLog.set(receipt.voteId, null);
+  import(form.dataset.logModule)
+    .then((log) =>
+      log.watchInLog(receipt, (words) => {
+        inLog.set(receipt.voteId, words);
+        scheduleRender();
+      }),
+    )
+    .catch(() => inLog.delete(receipt.voteId));
 }
 
 function waitingText(count) {

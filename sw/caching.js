@@ -7,6 +7,30 @@ export const CACHE_PREFIX = "vote-";
 export const ASSET_CACHE = `${CACHE_PREFIX}assets-${VERSION}`;
 export const PAGE_CACHE = `${CACHE_PREFIX}pages-${VERSION}`;
 export const POLL_PAGES = "/polls/"; // the pages voters need offline
+export const VERIFY_PAGE = "/verify"; // checks a saved receipt, offline too
+// The ballot log's checkpoints and tiles, and the keys that check them, as last fetched: /verify
+// checks against them offline. Not versioned: a new worker keeps them (tiles never change).
+export const LOG_CACHE = `${CACHE_PREFIX}log`;
+const LOG_PATH = /^\/api\/v1\/polls\/[A-Za-z0-9_-]{1,64}\/log\/(checkpoint|tile\/[0-9a-z./]+)$/;
+
+export function isLogResource(url) {
+  const { origin, pathname } = new URL(url);
+  return origin === self.location.origin && (pathname === "/api/v1/keys" || LOG_PATH.test(pathname));
+}
+
+// The network's answer when there is one (and a copy kept); the copy only when there is none.
+export async function networkThenCache(request) {
+  const cache = await caches.open(LOG_CACHE);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(request.url, response.clone());
+    return response;
+  } catch (error) {
+    const cached = await cache.match(request.url);
+    if (cached) return cached;
+    throw error;
+  }
+}
 
 const precached = new Set(PRECACHE.map((url) => new URL(url, self.location.href).href));
 
@@ -55,7 +79,8 @@ export async function carryPagesOver() {
 
 export async function dropOldCaches() {
   for (const name of await caches.keys()) {
-    if (name.startsWith(CACHE_PREFIX) && name !== ASSET_CACHE && name !== PAGE_CACHE) await caches.delete(name);
+    const current = name === ASSET_CACHE || name === PAGE_CACHE || name === LOG_CACHE;
+    if (name.startsWith(CACHE_PREFIX) && !current) await caches.delete(name);
   }
 }
 
@@ -103,7 +128,7 @@ export async function networkFirst(request, waitUntil) {
 // Resolves true when a copy is in the cache afterwards, fresh or not.
 export async function cachePage(url) {
   const { origin, pathname } = new URL(url);
-  if (origin !== self.location.origin || !pathname.startsWith(POLL_PAGES)) return false;
+  if (origin !== self.location.origin || !(pathname.startsWith(POLL_PAGES) || pathname === VERIFY_PAGE)) return false;
   const cache = await caches.open(PAGE_CACHE);
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
   if (response) await storePage(cache, url, response);

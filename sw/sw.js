@@ -8,10 +8,13 @@ import {
   cachePage,
   carryPagesOver,
   dropOldCaches,
+  isLogResource,
   isPrecached,
   networkFirst,
+  networkThenCache,
   POLL_PAGES,
   precacheAssets,
+  VERIFY_PAGE,
 } from "./caching.js";
 
 const WEBMANIFEST_PATH = "/manifest.webmanifest";
@@ -22,6 +25,7 @@ function isKeptPage(request) {
   const { origin, pathname } = new URL(request.url);
   if (origin !== self.location.origin) return false;
   if (pathname === WEBMANIFEST_PATH) return true;
+  if (pathname === VERIFY_PAGE) return request.mode === "navigate";
   return pathname.startsWith(POLL_PAGES) && (request.mode === "navigate" || pathname.endsWith(WEBMANIFEST_PATH));
 }
 
@@ -57,6 +61,8 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(cacheFirst(request));
   } else if (isKeptPage(request)) {
     event.respondWith(networkFirst(request, (promise) => event.waitUntil(promise)));
+  } else if (isLogResource(request.url)) {
+    event.respondWith(networkThenCache(request));
   }
 });
 

@@ -62,20 +62,21 @@ def kid_for(public_key: bytes) -> str:
     return b64encode(hashlib.sha256(public_key).digest()[:KID_BYTES])
 
 
-def load_or_create(data_dir: Path) -> KeyRing:
-    key_dir = data_dir / KEY_DIR_NAME
+def load_or_create(data_dir: Path, dir_name: str = KEY_DIR_NAME) -> KeyRing:
+    """The ring of keys in `{data_dir}/{dir_name}/`; the ballot log's keys live beside the receipts'."""
+    key_dir = data_dir / dir_name
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Workers starting together must agree on one first key, not make one each.
     with open(key_dir / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _key_files(key_dir):
-            rotate(data_dir)
+            rotate(data_dir, dir_name)
         return KeyRing([_read_key(path) for path in _key_files(key_dir)])
 
 
-def rotate(data_dir: Path) -> ReceiptKey:
+def rotate(data_dir: Path, dir_name: str = KEY_DIR_NAME) -> ReceiptKey:
     """Makes a new active key; old keys stay published."""
-    key_dir = data_dir / KEY_DIR_NAME
+    key_dir = data_dir / dir_name
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = SigningKey.generate()
     # The name sorts by creation time, so the newest key is the last one.

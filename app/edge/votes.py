@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
 
+from app.ballot_log.log_keys import LogSigner
 from app.core import problems
 from app.core.keys import PublicKeyInfo
 from app.core.protocol import PublicKeyB64, Receipt, Vote
@@ -43,8 +45,16 @@ MAX_VOTE_BODY_BYTES = 4 * 1024
 JSON = "application/json"
 
 
+class LogKeys(msgspec.Struct):
+    vkey: str
+    """The key that signs new ballot log checkpoints, as a C2SP signed-note verifier key."""
+    vkeys: list[str]
+    """Every key that may have signed a checkpoint, the active one included."""
+
+
 class KeyList(msgspec.Struct):
     keys: list[PublicKeyInfo]
+    log: LogKeys
 
 
 # Hot-path checks run as before_request hooks rather than guards: Litestar copies the route
@@ -175,6 +185,7 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
 
 
 @get_or_head("/api/v1/keys", operation_id="listReceiptKeys", summary="Keys that sign receipts", tags=["receipts"])
-async def list_keys(receipt_keys: ReceiptKeysDep) -> Response[KeyList]:
+async def list_keys(receipt_keys: ReceiptKeysDep, log_signer: NamedDependency[LogSigner]) -> Response[KeyList]:
     # Keys change only on rotation; a short cache keeps a flood of new devices off the service.
-    return Response(KeyList(keys=receipt_keys.public_keys()), headers={"Cache-Control": "public, max-age=300"})
+    log = LogKeys(vkey=log_signer.vkey, vkeys=[v.vkey for v in log_signer.verifiers()])
+    return Response(KeyList(keys=receipt_keys.public_keys(), log=log), headers={"Cache-Control": "public, max-age=300"})

@@ -79,3 +79,27 @@ devices = Table(
     Column("registered_at", BigInteger, nullable=False),  # ms since the epoch, the service's clock
     ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
 )
+
+# The public ballot log (app/ballot_log/): its entries are the votes rows in seq order; these hold
+# the Merkle tree's tiles and the latest signed checkpoint, which only ever extends.
+ballot_log_tiles = Table(
+    "ballot_log_tiles",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("tile_index", BigInteger, primary_key=True),
+    # Up to 256 hashes of 32 bytes; a partial tile grows until it is full, then never changes.
+    Column("hashes", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
+
+ballot_log_checkpoints = Table(
+    "ballot_log_checkpoints",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", LargeBinary, nullable=False),  # the signed checkpoint, served as stored
+    Column("made_at", BigInteger, nullable=False),  # ms since the epoch, the service's clock
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
