@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-RETRY_AFTER_S = 1  # what UNAVAILABLE asks for: short, to keep the scenarios tight
+RETRY_AFTER_S = 1  # what UNAVAILABLE asks for unless told: short, to keep the scenarios tight
 STALL_LIMIT_S = 60.0  # a stalled request is passed on after this even without release()
 UPSTREAM_TIMEOUT_S = 30.0
 CHUNK_BYTES = 64 * 1024
@@ -81,6 +81,10 @@ class FaultProxy:
 
     port: int = 0  # 0: any free port
     offline: bool = False
+    retry_after_s: int = RETRY_AFTER_S  # what UNAVAILABLE's Retry-After says
+    # Called once the service has answered a RESET_AFTER_COMMIT request, before the answer is lost
+    # (to kill the service there, say).
+    on_lost_answer: Callable[[Seen], None] | None = None
     seen: list[Seen] = field(default_factory=list)
     _rules: list[_Rule] = field(default_factory=list)
     _released: threading.Event = field(default_factory=threading.Event)
@@ -170,6 +174,9 @@ class _Server(socketserver.ThreadingTCPServer):
             self.connections.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a connection that ends badly is what this proxy is for; `seen` says what happened
+
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
         with self.connections_lock:
             self.connections.discard(request)
@@ -205,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
-        except (OSError, ValueError):  # the browser or a fault closed the connection
+        except (OSError, ValueError, http.client.HTTPException):  # either end closed the connection
             self.close_connection = True
 
     def finish(self) -> None:
@@ -235,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is Fault.UNAVAILABLE:
             problem = {"type": "/problems/service-unavailable", "title": "Service unavailable", "status": 503}
-            self._answer(503, json.dumps(problem).encode(), "application/problem+json", {"Retry-After": RETRY_AFTER_S})
+            self._answer(503, json.dumps(problem).encode(), "application/problem+json", {"Retry-After": proxy.retry_after_s})
             return
         if fault is Fault.STALL:
             proxy._released.wait(STALL_LIMIT_S)
@@ -261,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _relay_whole(self, response: http.client.HTTPResponse, seen: Seen, fault: Fault) -> None:
         seen.answer = response.read()
         if fault is Fault.RESET_AFTER_COMMIT:
+            if self.server.proxy.on_lost_answer is not None:
+                self.server.proxy.on_lost_answer(seen)
             self._reset()  # the service has committed and answered; the browser never hears it
             return
         body = tamper_receipt(seen.answer) if fault is Fault.TAMPER else seen.answer
