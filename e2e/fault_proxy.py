@@ -17,6 +17,7 @@ the answer is lost), UNAVAILABLE (503 + Retry-After, the service untouched), STA
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import http.client
 import json
@@ -216,10 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # the connection is gone already
             super().finish()
-        except (OSError, ValueError):
-            pass
 
     def __getattr__(self, name: str) -> Callable[[], None]:
         if name.startswith("do_"):  # every method (GET, HEAD, POST, PUT, ...) goes the same way
@@ -242,7 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is Fault.UNAVAILABLE:
             problem = {"type": "/problems/service-unavailable", "title": "Service unavailable", "status": 503}
-            self._answer(503, json.dumps(problem).encode(), "application/problem+json", {"Retry-After": proxy.retry_after_s})
+            self._answer(
+                503, json.dumps(problem).encode(), "application/problem+json", {"Retry-After": proxy.retry_after_s}
+            )
             return
         if fault is Fault.STALL:
             proxy._released.wait(STALL_LIMIT_S)
@@ -253,8 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
         except OSError:
             upstream.close()
-            # What a real proxy says when nothing answers behind it (nginx: 502).
-            self._answer(502, b"Bad Gateway", "text/plain")
+            # Nothing answers behind the proxy: the browser sees what it would see going to the
+            # service directly, a failed connection (not a proxy's 502).
+            self._reset()
             return
         try:
             seen.status = response.status

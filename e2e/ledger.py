@@ -4,7 +4,6 @@ its engine's tally, and the run ends with one line per engine and one for them a
 from __future__ import annotations
 
 import pytest
-
 from loss.lab import Tally
 
 ENGINES = ("chromium", "firefox", "webkit")

@@ -6,6 +6,7 @@ close and a `launch` on the same profile; the network goes through the lab's fau
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -174,10 +175,8 @@ class SeleniumBrowser(EngineBrowser):
         return result
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(WebDriverException):  # the browser is gone already: what a close is for
             self.driver.quit()
-        except WebDriverException:
-            pass  # the browser is gone already: what a close is for
 
     def _wait(self, condition: Any, timeout_s: float, what: str) -> None:
         try:

@@ -84,4 +84,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         item.stash[FAILED] = True  # the lab's teardown keeps the artifacts then
     return report
-
