@@ -7,6 +7,7 @@ close and a `launch` on the same profile; the network goes through the lab's fau
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import subprocess
@@ -40,7 +41,7 @@ REQUIREMENTS = {
         WEBKIT_DRIVER: "webkit2gtk-driver",
         XVFB: "xvfb",
         "/usr/lib/python3/dist-packages/gi/__init__.py": "python3-gi",
-        "/usr/lib/x86_64-linux-gnu/girepository-1.0/WebKit2-4.1.typelib": "gir1.2-webkit2-4.1",
+        "/usr/lib/*/girepository-1.0/WebKit2-4.1.typelib": "gir1.2-webkit2-4.1",
     },
 }
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync"]
@@ -50,7 +51,7 @@ SCRIPT_TIMEOUT_S = 120  # the longest script a scenario runs waits 60 s for vote
 
 def missing(engine: str) -> list[str]:
     """What `engine` needs and this machine lacks, as 'path (Debian package)'."""
-    return [f"{path} ({package})" for path, package in REQUIREMENTS[engine].items() if not os.path.exists(path)]
+    return [f"{path} ({package})" for path, package in REQUIREMENTS[engine].items() if not glob.glob(path)]
 
 
 class EngineBrowser(ABC):
