@@ -103,7 +103,10 @@ class FaultProxy:
     def start(self) -> FaultProxy:
         self._server = _Server(("127.0.0.1", self.port), _Handler, proxy=self)
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True).start()
+        # A short poll interval: stop() returns at once, not after up to half a second.
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
