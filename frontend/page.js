@@ -21,6 +21,7 @@ const noVotes = document.getElementById("no-votes");
 const pending = document.getElementById("pending");
 const connection = document.getElementById("connection");
 const offlineReady = document.getElementById("offline-ready");
+const sendsWhileOpen = document.getElementById("sends-while-open");
 
 const STATE_WORDS = { [QUEUED]: "Queued", [SENDING]: "Transmitting", [CONFIRMED]: "Confirmed", [FAILED]: "Failed" };
 
@@ -202,6 +203,9 @@ window.addEventListener("online", () => {
 });
 window.addEventListener("offline", showConnection);
 showConnection();
+// Without Background Sync (Firefox, Safari) no event wakes the worker for a queued vote once the
+// page is closed: the voter is told before choosing.
+if (sendsWhileOpen && !("SyncManager" in window)) sendsWhileOpen.hidden = false;
 if (form) {
   form.addEventListener("submit", onSubmit);
   onChange(scheduleRender);

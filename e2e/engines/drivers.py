@@ -78,6 +78,10 @@ class EngineBrowser(ABC):
     def wait_until_visible(self, text: str, timeout_s: float = 15.0) -> None: ...
 
     @abstractmethod
+    def visible(self, text: str) -> bool:
+        """Whether an element whose own text is `text` is shown now."""
+
+    @abstractmethod
     def reload(self) -> None: ...
 
     @abstractmethod
@@ -119,6 +123,9 @@ class PlaywrightBrowser(EngineBrowser):
     def wait_until_visible(self, text: str, timeout_s: float = 15.0) -> None:
         expect(self.page.get_by_text(text)).to_be_visible(timeout=timeout_s * 1000)
 
+    def visible(self, text: str) -> bool:
+        return self.page.get_by_text(text, exact=True).is_visible()
+
     def reload(self) -> None:
         self.page.reload()
         expect(self.page.get_by_role("radiogroup")).to_be_visible()
@@ -153,11 +160,11 @@ class SeleniumBrowser(EngineBrowser):
         return self.status()
 
     def wait_until_visible(self, text: str, timeout_s: float = 15.0) -> None:
-        def shown(driver: webdriver.Remote) -> bool:
-            found = driver.find_elements(By.XPATH, f"//*[normalize-space(text())={_xpath_literal(text)}]")
-            return any(element.is_displayed() for element in found)
+        self._wait(lambda _: self.visible(text), timeout_s, f"{text!r} to be visible")
 
-        self._wait(shown, timeout_s, f"{text!r} to be visible")
+    def visible(self, text: str) -> bool:
+        found = self.driver.find_elements(By.XPATH, f"//*[normalize-space(text())={_xpath_literal(text)}]")
+        return any(element.is_displayed() for element in found)
 
     def reload(self) -> None:
         self.driver.refresh()

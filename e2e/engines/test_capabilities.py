@@ -1,7 +1,8 @@
 """What the page relies on, engine by engine: the README's support matrix, checked.
 
 A vote needs a service worker, IndexedDB, Web Locks and Ed25519 in Web Crypto; Background Sync
-only helps (Chromium has it; elsewhere the page's own nudges deliver, see test_zero_loss.py).
+only helps (Chromium has it; elsewhere the page's own nudges deliver, see test_zero_loss.py). What
+its absence changes for a voter (a queued vote leaves only while the page is open), the page says.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ FEATURES = """async () => {
 }"""
 NEEDED = {"serviceWorker": True, "indexedDB": True, "webLocks": True, "ed25519": True}
 BACKGROUND_SYNC = {"chromium": True, "firefox": False, "webkit": False}
+SENDS_WHILE_OPEN = (
+    "This browser sends a vote saved on this device only while this page is open: "
+    "keep it open, or come back to it, until your vote says Confirmed."
+)
 
 
 def test_engine_has_what_a_vote_needs_and_background_sync_only_in_chromium(engine_lab: EngineLab) -> None:
@@ -46,3 +51,12 @@ def test_engine_has_what_a_vote_needs_and_background_sync_only_in_chromium(engin
 
     assert {name: features[name] for name in NEEDED} == NEEDED
     assert features["backgroundSync"] is BACKGROUND_SYNC[engine_lab.engine]
+
+
+def test_page_says_before_the_vote_whether_a_saved_vote_leaves_only_while_it_is_open(engine_lab: EngineLab) -> None:
+    poll = engine_lab.create_poll()
+    device = engine_lab.new_device()
+    device.window.open(engine_lab.poll_url(poll))
+    device.window.wait_until_offline_ready()  # the page's script has run
+
+    assert device.window.visible(SENDS_WHILE_OPEN) is not BACKGROUND_SYNC[engine_lab.engine]
