@@ -223,11 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError, ValueError):  # the connection is gone already
             super().finish()
 
-    def __getattr__(self, name: str) -> Callable[[], None]:
-        if name.startswith("do_"):  # every method (GET, HEAD, POST, PUT, ...) goes the same way
-            return self._proxy
-        raise AttributeError(name)
-
     def _proxy(self) -> None:
         proxy = self.server.proxy
         target = urlsplit(self.path)
@@ -269,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._relay_stream(response)
         finally:
             upstream.close()
+
+    # Every method goes the same way.
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _proxy
 
     def _relay_whole(self, response: http.client.HTTPResponse, seen: Seen, fault: Fault) -> None:
         seen.answer = response.read()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -186,8 +186,8 @@ def test_event_stream_of_unknown_length_is_relayed_as_it_comes(upstream: Upstrea
         assert b"".join(response.iter_bytes()) == b"data: one\n\ndata: two\n\n"
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> None:
-    done = threading.Event()
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    done = threading.Event()  # never set: its wait() is a pause between two looks
     for _ in range(int(timeout_s / 0.01)):
         if condition():
             return
