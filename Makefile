@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: run test unit e2e lint build bench clean browser wrk proxy
+.PHONY: run test unit e2e lint build bench clean browser browsers wrk proxy
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ run: build
 browser:
 	@sh scripts/ensure-debian-tool.sh /usr/bin/chromium chromium "the browser tests"
 
+# Firefox ESR and WebKitGTK (WebKitWebDriver, a display, PyGObject for e2e/engines/webkit_browser.py).
+browsers: browser
+	@sh scripts/ensure-debian-packages.sh "the zero-loss scenarios in Firefox and WebKit (e2e/engines)" \
+		firefox-esr webkit2gtk-driver xvfb xauth python3-gi gir1.2-webkit2-4.1
+
 proxy:
 	@sh scripts/ensure-debian-tool.sh /usr/sbin/nginx nginx "the reverse-proxy test (deploy/nginx.conf)"
 
@@ -32,13 +37,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: build browser proxy lint
+test: build browsers proxy lint
 	$(PY) -m pytest
 
 unit: build proxy
 	$(PY) -m pytest tests
 
-e2e: build browser
+e2e: build browsers
 	$(PY) -m pytest e2e
 
 # make bench AGAINST=REF: ingest on this tree and on the git ref REF, in alternating rounds.

@@ -24,6 +24,7 @@ const pending = document.getElementById("pending");
 const connection = document.getElementById("connection");
 const offlineReady = document.getElementById("offline-ready");
 const ownVote = document.getElementById("own-vote");
+const sendsWhileOpen = document.getElementById("sends-while-open");
 
 // What a voter can do about each final refusal (frontend/delivery.js names them).
 const TRY_AGAIN = "This vote was not counted. Reload the page and vote again; if it fails again, try another browser.";
@@ -263,6 +264,9 @@ window.addEventListener("online", () => {
 });
 window.addEventListener("offline", showConnection);
 showConnection();
+// Without Background Sync (Firefox, Safari) no event wakes the worker for a queued vote once the
+// page is closed: the voter is told before choosing.
+if (sendsWhileOpen && !("SyncManager" in window)) sendsWhileOpen.hidden = false;
 if (form) {
   checkBrowser();
   form.addEventListener("submit", onSubmit);

@@ -6,8 +6,9 @@ Fixtures:
   browser it opened is closed and the service stopped: no process is left behind. A failing
   test leaves its traces and the service's log in test-results/<test id>/.
 
-The run ends with one line summing every scenario's `Lab.prove_zero_loss`:
-`votes cast N, counted N, duplicates 0, lost 0`; a lost or duplicated vote fails the run.
+Every scenario's `Lab.prove_zero_loss` adds to Chromium's tally (e2e/ledger.py); the run ends
+with `chromium: votes cast N, counted N, duplicates 0, lost 0`, a line per other engine that ran,
+and the overall line. A lost or duplicated vote fails the run (e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ledger
 import pytest
 from playwright.sync_api import Browser, BrowserType
 
@@ -24,14 +26,11 @@ from tests.service_process import ServiceProcess
 
 from .lab import Lab, Tally
 
-LEDGER = pytest.StashKey[Tally]()
 FAILED = pytest.StashKey[bool]()
 
 
 def _ledger(config: pytest.Config) -> Tally:
-    if LEDGER not in config.stash:
-        config.stash[LEDGER] = Tally()
-    return config.stash[LEDGER]
+    return ledger.tally_for(config, "chromium")
 
 
 @pytest.fixture
@@ -85,15 +84,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         item.stash[FAILED] = True  # the lab's teardown keeps the artifacts then
     return report
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    ledger = session.config.stash.get(LEDGER, None)
-    if ledger is not None and (ledger.lost or ledger.duplicates or ledger.counted != ledger.cast):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    ledger = config.stash.get(LEDGER, None)
-    if ledger is not None:
-        terminalreporter.write_line(ledger.line())
