@@ -75,3 +75,23 @@ def test_page_shows_its_offline_copy_when_the_network_hangs(page: Page, service)
     finally:
         for route in hanging:
             route.abort()
+
+
+def test_page_shows_its_offline_copy_when_the_service_behind_the_proxy_is_down(page: Page, service) -> None:
+    """A reverse proxy answers 502 for a dead service: that is no page, the copy on the device is."""
+    poll = service.create_poll()
+    voter = open_poll(page, service.poll_url(poll), poll)
+    voter.wait_until_offline_ready()
+    answered = []
+
+    def bad_gateway(route) -> None:
+        answered.append(route.request.url)
+        route.fulfill(status=502, content_type="text/html", body="<h1>502 Bad Gateway</h1>")
+
+    page.context.route(f"**/polls/{poll['id']}", bad_gateway)
+
+    page.reload()
+
+    expect(voter.question).to_be_visible()
+    expect(page.get_by_text("502 Bad Gateway")).to_be_hidden()
+    assert answered, "the reload did not reach the network"

@@ -103,6 +103,8 @@ export const NAVIGATION_TIMEOUT_MS = 4_000;
 export async function networkFirst(request, waitUntil) {
   const cache = await caches.open(PAGE_CACHE);
   const fromNetwork = fetch(request).then(async (response) => {
+    // A 5xx is no page (a proxy's 502 for a service that is down, say): the copy here is better.
+    if (response.status >= 500) return (await cache.match(pageKey(request.url))) ?? response;
     await storePage(cache, request.url, response);
     return response;
   });
