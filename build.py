@@ -34,6 +34,7 @@ DEFAULT_OUT = ROOT / "dist"
 TEMPLATES = ROOT / "app" / "edge" / "templates"
 
 PAGE_ENTRY = "frontend/page.js"
+POW_WORKER = "frontend/pow-worker.js"  # a Web Worker of its own: off the critical path
 STYLESHEET = "frontend/style.css"
 SW_ENTRY = "sw/sw.js"
 SW_MANIFEST_MODULE = "sw/manifest.js"  # replaced in the bundle by the generated precache list
@@ -347,7 +348,12 @@ def build(
 
     page_js = minify_js(bundle(source_root / PAGE_ENTRY))
     style_css = minify_css(source_root / STYLESHEET)
-    assets = [Asset("page.js", "", page_js), Asset("style.css", "", style_css)]
+    pow_worker_js = minify_js(bundle(source_root / POW_WORKER))
+    assets = [
+        Asset("page.js", "", page_js),
+        Asset("pow-worker.js", "", pow_worker_js),
+        Asset("style.css", "", style_css),
+    ]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"

@@ -28,6 +28,8 @@ from app.edge.polls import PollController
 from app.edge.security import add_security_headers
 from app.edge.stream import stream_results
 from app.edge.votes import list_keys, vote_routes
+from app.eligibility import secret as eligibility_secret
+from app.eligibility.rate_limits import RateLimits, VoteRateLimits
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
 from app.storage.db import Database
 from app.storage.files import make_private_dir
@@ -39,10 +41,11 @@ from app.votes.service import VoteService
 class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
     """Wires the service together: state, dependencies, lifespan and the CLI commands."""
 
-    def __init__(self, settings: Settings, db: Database, votes: VoteService) -> None:
+    def __init__(self, settings: Settings, db: Database, votes: VoteService, rate_limits: RateLimits) -> None:
         self.settings = settings
         self.db = db
         self.votes = votes
+        self.rate_limits = rate_limits
 
     def on_cli_init(self, cli) -> None:  # type: ignore[no-untyped-def]
         register_commands(cli)
@@ -66,8 +69,10 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         keys = load_or_create(self.settings.data_dir)
         # Before the vote service opens: a bad token file stops the start with nothing to close.
         token = self.settings.admin_token or admin_token(self.settings.data_dir)
-        self.votes.open(keys)
-        app.state.update(receipt_keys=keys, admin_token=token)
+        eligibility_key = eligibility_secret.load_or_create(self.settings.data_dir)
+        self.votes.open(keys, eligibility_key)
+        self.rate_limits.open(eligibility_key)
+        app.state.update(receipt_keys=keys, admin_token=token, eligibility_key=eligibility_key)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise scan it all about once a second (~60 ms each).
         gc.collect()
@@ -93,12 +98,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = Database(settings.database_url)
     votes = VoteService(db)
+    rate_limits = RateLimits(settings)
     backend = channels_backend(settings)
     channels = channels_plugin(backend)
     return Litestar(
         route_handlers=[
             PollController,
-            *vote_routes(votes),
+            *vote_routes(votes, rate_limits),
             list_keys,
             stream_results,
             *health_routes(votes),
@@ -106,14 +112,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         # Order matters: the live plugin's lifespan needs the vote service open and the channels up.
         plugins=[
-            VoteServicePlugin(settings, db, votes),
+            VoteServicePlugin(settings, db, votes, rate_limits),
             channels,
             LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget_unknown, channels, backend),
         ],
         middleware=[
             DefineMiddleware(
                 StreamsPerClient, limit=settings.streams_per_client, client_header=settings.client_address_header
-            )
+            ),
+            DefineMiddleware(VoteRateLimits, limits=rate_limits),
         ],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],

@@ -4,10 +4,12 @@
 
 import { SYNC_TAG, deliverAll } from "./delivery.js";
 import { deviceKeyFor } from "./device-key.js";
+import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
 import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
 import { startResults } from "./results.js";
+import { finishStamps } from "./stamp.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
@@ -35,6 +37,7 @@ function describe(vote) {
   const word = STATE_WORDS[vote.status];
   if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
   if (vote.status === FAILED) return `${word}: ${vote.lastError}`;
+  if (vote.status === QUEUED && vote.stampBits && !vote.stamp) return `${word}, saved on this device. Preparing it to send…`;
   if (vote.status === QUEUED && vote.lastError) return `${word}, saved on this device. Last try: ${vote.lastError}.`;
   if (vote.status === QUEUED) return `${word}, saved on this device.`;
   return `${word}…`;
@@ -130,6 +133,10 @@ async function castVote(optionId) {
     createdAt: Date.now(),
     publicKey: key.publicKey,
     signature: "",
+    // Outside the signature (docs/protocol.md, Eligibility): the stamp is found after queueing.
+    stampBits: form.dataset.eligibility === "proof-of-work" ? Number(form.dataset.difficulty) : 0,
+    stamp: null,
+    invitation: invitationFor(pollId),
     status: QUEUED,
     retries: 0,
     nextAttemptAt: 0,
@@ -145,7 +152,19 @@ async function castVote(optionId) {
   announceChange();
   navigator.storage?.persist?.().catch(() => {});
   requestSync();
+  prepareStamps();
   nudge();
+}
+
+// Finds the stamps of this poll's queued votes off the page's thread, then sends them.
+function prepareStamps() {
+  finishStamps(pollId, form.dataset.powWorker, showProgress)
+    .then(() => nudge())
+    .catch(showError);
+}
+
+function showProgress(percent) {
+  setText(notice, percent === null ? "" : `Preparing your vote on this device: about ${percent}% of the usual work done.`);
 }
 
 let casting = false;
@@ -203,6 +222,8 @@ window.addEventListener("online", () => {
 window.addEventListener("offline", showConnection);
 showConnection();
 if (form) {
+  keepInvitation(pollId);
+  prepareStamps();
   form.addEventListener("submit", onSubmit);
   onChange(scheduleRender);
   scheduleRender();
