@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("bench.ingest", "bench.sustained", "bench.stream", "bench.offline_drain")
+BENCHMARKS = ("bench.ingest", "bench.sustained", "bench.stream", "bench.offline_drain", "bench.stuffing")
 
 
 def main() -> None:

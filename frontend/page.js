@@ -223,6 +223,8 @@ window.addEventListener("offline", showConnection);
 showConnection();
 if (form) {
   keepInvitation(pollId);
+  // A link opened in a tab already on the poll changes only the fragment: no new page load.
+  window.addEventListener("hashchange", () => keepInvitation(pollId));
   prepareStamps();
   form.addEventListener("submit", onSubmit);
   onChange(scheduleRender);

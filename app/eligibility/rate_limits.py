@@ -27,10 +27,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from app.core import problems
 from app.core.settings import Settings
 
+REDIS_TIMEOUT_S = 0.5  # a hung Redis must not hold votes up: past this, the local count stands in
 BURST_FACTOR = 5  # within one second a client may send 5 seconds' worth of its per-minute rate
 VOTE_PATH = re.compile(r"^/api/v1/polls/([^/]+)/votes$")
 BATCH_PATH = "/api/v1/votes/batch"
-STORAGE_RETRY_AFTER_S = 5
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,20 @@ class RateLimits:
         self.client_header = (settings.client_address_header or "").lower().encode("latin-1") or None
         if settings.redis_url:
             url = "async+" + settings.redis_url.replace("rediss://", "redis://", 1)
-            options = {"implementation": "redispy", "key_prefix": f"{settings.redis_channel_prefix}:limits"}
+            options: dict[str, object] = {
+                "implementation": "redispy",
+                "key_prefix": f"{settings.redis_channel_prefix}:limits",
+                "socket_timeout": REDIS_TIMEOUT_S,
+                "socket_connect_timeout": REDIS_TIMEOUT_S,
+            }
             if settings.redis_url.startswith("rediss://"):
-                options["ssl"] = True  # type: ignore[assignment]
-            storage = storage_from_string(url, **options)
+                options["ssl"] = True
+            shared = storage_from_string(url, **options)
         else:
-            storage = storage_from_string("async+memory://")
-        self.limiter = FixedWindowRateLimiter(storage)  # type: ignore[arg-type]
+            shared = storage_from_string("async+memory://")
+        self.limiter = FixedWindowRateLimiter(shared)  # type: ignore[arg-type]
+        # Votes never wait on Redis: while it is unreachable, this node counts alone.
+        self.local = FixedWindowRateLimiter(storage_from_string("async+memory://"))  # type: ignore[arg-type]
         self.key: bytes | None = None
 
     @property
@@ -114,16 +121,15 @@ class RateLimits:
     async def _check(self, policies: list[Policy], scope: str, identifier: str) -> None:
         for policy in policies:
             try:
-                allowed = await self.limiter.hit(policy.item, scope, identifier)
-                if allowed:
-                    continue
-                stats = await self.limiter.get_window_stats(policy.item, scope, identifier)
-            except Exception as error:  # the limits' storage is down: fail closed, and say so
-                log.warning("rate limit storage unavailable: %s", type(error).__name__)
-                raise problems.ServiceUnavailable(
-                    "The service cannot check its rate limits now; retry shortly.",
-                    headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
-                ) from None
+                limiter = self.limiter
+                allowed = await limiter.hit(policy.item, scope, identifier)
+            except Exception as error:  # Redis is unreachable: the limit still holds, per node
+                log.warning("rate limits: shared storage unavailable (%s); counting on this node", type(error).__name__)
+                limiter = self.local
+                allowed = await limiter.hit(policy.item, scope, identifier)
+            if allowed:
+                continue
+            stats = await limiter.get_window_stats(policy.item, scope, identifier)
             reset = max(1, math.ceil(stats.reset_time - time.time()))
             raise problems.RateLimited(
                 f"At most {policy.item.amount} vote requests per {policy.item.get_expiry()} s per {scope}; "
