@@ -3,6 +3,7 @@ one device only; a proof-of-work vote reaches Confirmed on a slow (4× throttled
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -111,3 +112,30 @@ def test_proof_of_work_vote_is_confirmed_under_4x_cpu_throttling(page: Page, ser
     voter.expect_state("Queued")  # at once, before the stamp is found
     expect(voter.status).to_have_text("Confirmed · receipt #1", timeout=SLOW_SOLVE_TIMEOUT_MS)
     assert service.results(poll["id"])["total"] == 1
+
+
+STAMP_VECTORS = json.loads((Path(__file__).parent.parent / "tests" / "vectors" / "stamp-v1.json").read_text())
+
+SOLVE_IN_THE_WORKER = """async ([pollId, publicKey, difficulty]) => {
+  const worker = new Worker(document.getElementById("vote-form").dataset.powWorker);
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (event) => {
+        if (event.data.stamp !== undefined) resolve(event.data);
+        if (event.data.error !== undefined) reject(new Error(event.data.error));
+      };
+      worker.onerror = (event) => reject(new Error(event.message));
+      worker.postMessage({ pollId, publicKey, difficulty });
+    });
+  } finally {
+    worker.terminate();
+  }
+}"""
+
+
+def test_the_page_worker_finds_the_published_stamps(page: Page, service) -> None:
+    poll = service.create_poll("Vectors?", ("Yes", "No"), eligibility="proof-of-work")
+    open_poll(page, service.poll_url(poll), poll)
+    for case in STAMP_VECTORS["stamps"]:
+        found = page.evaluate(SOLVE_IN_THE_WORKER, [case["poll_id"], STAMP_VECTORS["public_key"], case["difficulty"]])
+        assert found == {"stamp": case["stamp"], "engine": "own"}, case  # not Web Crypto's fallback

@@ -4,7 +4,9 @@ single endpoint, its fast path and the batch endpoint alike."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,9 +74,22 @@ async def test_unknown_modes_and_difficulties_out_of_range_are_refused(client, s
 def test_a_stamp_is_bound_to_its_poll_and_key():
     nonce = solve("poll-a", "k" * 43, 12)
     assert stamp_valid("poll-a", "k" * 43, nonce, 12)
-    assert leading_zero_bits(__import__("hashlib").sha256(stamp_input("poll-a", "k" * 43, nonce)).digest()) >= 12
+    assert leading_zero_bits(hashlib.sha256(stamp_input("poll-a", "k" * 43, nonce)).digest()) >= 12
     # Almost surely not valid elsewhere: each of these has a 1 in 4096 chance.
     assert not stamp_valid("poll-b", "k" * 43, nonce, 12) or not stamp_valid("poll-a", "j" * 43, nonce, 12)
+
+
+STAMP_VECTORS = json.loads((Path(__file__).parent / "vectors" / "stamp-v1.json").read_text())
+
+
+@pytest.mark.parametrize("case", STAMP_VECTORS["stamps"], ids=lambda c: f"{len(c['poll_id'])}-{c['difficulty']}")
+def test_stamp_vectors(case):
+    public_key = STAMP_VECTORS["public_key"]
+    hashed = stamp_input(case["poll_id"], public_key, case["stamp"])
+    assert hashed.decode() == case["hash_input"]
+    assert hashlib.sha256(hashed).hexdigest() == case["sha256_hex"]
+    assert stamp_valid(case["poll_id"], public_key, case["stamp"], case["difficulty"])
+    assert solve(case["poll_id"], public_key, case["difficulty"]) == case["stamp"]  # the first that meets it
 
 
 async def test_proof_of_work_vote_needs_its_own_stamp(client, voter):

@@ -21,7 +21,7 @@ ELIGIBILITY_MODES = (INVITE, PROOF_OF_WORK, ANYONE)
 # Leading zero bits of the stamp's SHA-256; docs/abuse.md measures the default.
 MIN_DIFFICULTY = 8
 MAX_DIFFICULTY = 24
-DEFAULT_DIFFICULTY = 16
+DEFAULT_DIFFICULTY = 19
 
 # Format characters (Cf) reorder or hide text (bidi overrides, zero-width spaces) and are refused,
 # but for the joiners that scripts such as Persian and emoji sequences need, and emoji tag
