@@ -26,6 +26,7 @@ import httpx
 from nacl.signing import SigningKey
 
 from app.core.protocol import b64encode, signing_bytes
+from app.core.settings import Settings
 from app.eligibility.stamps import solve
 from app.polls.validation import DEFAULT_DIFFICULTY
 from bench.ingest import ADMIN_TOKEN
@@ -134,9 +135,18 @@ def run(duration: float) -> dict:
                         f"({figures['fake_votes_accepted']:,} of {figures['fake_votes_sent']:,} accepted)",
                         flush=True,
                     )
+    # A short run stays within the first minute's allowance; over a minute the limit caps it.
+    cap = Settings().rate_limit_per_client * BATCH
+    print(f"the default per-client limit caps one address at {cap:,} fake votes/min (batches of {BATCH})")
     honest = honest_cost(DEFAULT_DIFFICULTY)
     print(f"honest voter: one vote at {DEFAULT_DIFFICULTY} bits costs {honest['median_cpu_s']} CPU s here (median)")
-    return {"runs": runs, "honest_voter": honest, "duration_s": duration, "note": "shared 2-core machine"}
+    return {
+        "runs": runs,
+        "one_address_cap_per_minute": cap,
+        "honest_voter": honest,
+        "duration_s": duration,
+        "note": "shared 2-core machine",
+    }
 
 
 def main() -> None:
