@@ -63,7 +63,18 @@ SAMPLE_POLL = {
     "id": "budget-sample-poll",
     "question": "Which day should the neighbourhood meeting move to next month?",
     "options": [{"id": f"o{i}", "label": label} for i, label in enumerate(("Monday", "Wednesday", "Saturday"))],
-    "closes_at": None,
+    "closes_at": 1_764_600_000_000,
+}
+# What app/edge/pages.py gives the page about the close and the link preview, for SAMPLE_POLL.
+SAMPLE_CLOSING = {
+    "closes_at": 1_764_600_000_000,
+    "closed": False,
+    "iso": "2025-12-01T14:40:00Z",
+    "text": "1 December 2025, 14:40 UTC",
+}
+SAMPLE_PREVIEW = {
+    "description": "A poll with 3 options. Vote on this page, even offline.",
+    "url": "https://vote.example/polls/budget-sample-poll",
 }
 SAMPLE_RESULTS = {
     "poll_id": SAMPLE_POLL["id"],
@@ -317,7 +328,12 @@ def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMP
     )
     try:
         html = env.get_template(PAGE_TEMPLATE).render(
-            poll=SAMPLE_POLL, results=SAMPLE_RESULTS, known_at=SAMPLE_KNOWN_AT, assets=assets
+            poll=SAMPLE_POLL,
+            results=SAMPLE_RESULTS,
+            known_at=SAMPLE_KNOWN_AT,
+            assets=assets,
+            closing=SAMPLE_CLOSING,
+            preview=SAMPLE_PREVIEW,
         )
     except jinja2.TemplateError as error:
         raise BuildError(f"{PAGE_TEMPLATE}: {error}") from error

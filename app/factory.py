@@ -22,8 +22,9 @@ from app.core.keys import KeyRing, load_or_create
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
+from app.edge.http import answer_head_on_schema_routes
 from app.edge.limits import StreamsPerClient
-from app.edge.pages import page_handlers, template_config
+from app.edge.pages import page_compression, page_handlers, template_config
 from app.edge.polls import PollController
 from app.edge.security import add_security_headers
 from app.edge.stream import stream_results
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rate_limits = RateLimits(settings)
     backend = channels_backend(settings)
     channels = channels_plugin(backend)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PollController,
             *vote_routes(votes, rate_limits),
@@ -125,9 +126,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],
         template_config=template_config(),
+        compression_config=page_compression(),
         openapi_config=OpenAPIConfig(
             title="Offline-first vote service",
+            path="/schema",
             version="1",
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
     )
+    answer_head_on_schema_routes(app)
+    return app

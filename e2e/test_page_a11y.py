@@ -63,6 +63,7 @@ def test_poll_page_with_a_failed_vote_has_no_axe_violations(
     page.emulate_media(color_scheme=scheme)
     poll = service.create_closed_poll()
     voter = open_poll(page, service.poll_url(poll), poll)
+    voter.offer_the_form_as_a_stale_page()
     voter.vote("Red")
     voter.expect_state("Failed")
 

@@ -52,6 +52,7 @@ def test_second_vote_from_same_device_is_not_queued(page: Page, service) -> None
 def test_vote_refused_by_the_service_shows_failed_with_reason(page: Page, service) -> None:
     poll = service.create_closed_poll()
     voter = open_poll(page, service.poll_url(poll), poll)
+    voter.offer_the_form_as_a_stale_page()
 
     voter.vote("Red")
 

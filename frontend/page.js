@@ -3,6 +3,7 @@
 // Delivery belongs to the service worker; the page only nudges it.
 
 import { SYNC_TAG, deliverAll } from "./delivery.js";
+import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
 import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
@@ -230,6 +231,13 @@ if (form) {
   onChange(scheduleRender);
   scheduleRender();
 }
+function closeForm() {
+  for (const control of form.querySelectorAll("fieldset, button")) control.disabled = true;
+  setText(notice, "This poll has just closed: no more votes can be cast.");
+}
+
+const closingLine = document.getElementById("closing");
+if (closingLine) watchClosing(closingLine, form ? closeForm : () => {});
 const resultsSection = document.getElementById("results");
 if (resultsSection) startResults(resultsSection);
 startWorker().catch(() => {

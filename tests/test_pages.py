@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
 import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from litestar.testing import AsyncTestClient
 
 from app import create_app
 from app.core.settings import Settings
-from tests.helpers import Voter, send_vote
+from tests.helpers import Voter, close_poll, now_ms, send_vote
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "pages-test-admin-token-0123"
@@ -75,14 +77,124 @@ async def _static_url(client: httpx.AsyncClient, pattern: str) -> str:
     return match.group(1)
 
 
-async def test_poll_page_shows_the_question_as_legend_and_a_radio_per_option(client: httpx.AsyncClient) -> None:
+async def test_poll_page_shows_the_question_as_its_only_h1_and_a_radio_per_option(client: httpx.AsyncClient) -> None:
     poll = await _create_poll(client)
 
     page = (await client.get(f"/polls/{poll['id']}")).text
 
-    assert '<legend id="question">Tea or coffee?</legend>' in page
+    assert re.findall(r"<h1[^>]*>(.*?)</h1>", page) == ["Tea or coffee?"]
+    assert '<fieldset role="radiogroup" aria-labelledby="question">' in page
     assert len(re.findall(r'<input type="radio"[^>]*name="option"', page)) == 2
     assert '<button type="submit">Vote</button>' in page
+
+
+async def test_poll_page_says_when_the_poll_closes(client: httpx.AsyncClient) -> None:
+    closes_at = (now_ms() // 60_000 + 30 * 24 * 60) * 60_000  # in 30 days, on a whole minute
+    utc = time.gmtime(closes_at / 1000)
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "Tea or coffee?", "options": ["Tea", "Coffee"], "closes_at": closes_at},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+    page = (await client.get(f"/polls/{response.json()['id']}")).text
+
+    iso = time.strftime("%Y-%m-%dT%H:%M:00Z", utc)
+    assert f'data-closes-at="{closes_at}">Voting closes on <time datetime="{iso}">' in page
+    assert f"{utc.tm_mday} {time.strftime('%B %Y, %H:%M', utc)} UTC</time>" in page
+
+
+async def test_closed_poll_page_says_closed_and_disables_the_form(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+    await close_poll(client, poll["id"])
+
+    page = (await client.get(f"/polls/{poll['id']}")).text
+
+    assert "This poll is closed: it closed on <time" in page
+    assert '<fieldset role="radiogroup" aria-labelledby="question" disabled>' in page
+    assert '<button type="submit" disabled>Vote</button>' in page
+
+
+async def test_poll_page_has_link_preview_tags_with_the_question(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": 'Fish & "chips"?', "options": ["Yes", "No"]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    poll = response.json()
+
+    page = (await client.get(f"/polls/{poll['id']}")).text
+
+    assert '<meta property="og:title" content="Fish &amp; &#34;chips&#34;?">' in page
+    assert f'<meta property="og:url" content="{poll["url"]}">' in page
+    assert '<meta property="og:description" content="A poll with 2 options.' in page
+
+
+async def test_poll_page_is_gzipped_on_the_wire(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    async with client.stream("GET", f"/polls/{poll['id']}", headers={"accept-encoding": "gzip"}) as response:
+        sent = b"".join([chunk async for chunk in response.aiter_raw()])
+
+    assert response.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in response.headers["vary"].lower()
+    assert b"Tea or coffee?" in gzip.decompress(sent)
+    assert len(sent) < len(gzip.decompress(sent)) / 2
+
+
+async def test_api_answers_are_not_compressed_by_the_page_middleware(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    response = await client.get(f"/api/v1/polls/{poll['id']}", headers={"accept-encoding": "gzip"})
+
+    assert "content-encoding" not in response.headers
+
+
+async def test_vote_form_posted_without_script_gets_words_not_json(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    response = await client.post(
+        f"/polls/{poll['id']}", data={"option": "tea"}, headers={"accept": "text/html,*/*;q=0.8"}
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Your vote was not sent</h1>" in response.text
+    assert "needs JavaScript" in response.text
+    assert f'href="/polls/{poll["id"]}"' in response.text
+    results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+    assert results["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("POST", "/polls/{id}/results", 405), ("GET", "/no-such-page", 404)]
+)
+async def test_a_browser_gets_errors_as_a_page_of_words(client: httpx.AsyncClient, method, path, status) -> None:
+    poll = await _create_poll(client)
+    url = path.replace("{id}", poll["id"])
+
+    page = await client.request(method, url, headers={"accept": "text/html,application/xhtml+xml"})
+    api = await client.request(method, url, headers={"accept": "application/json"})
+
+    assert (page.status_code, api.status_code) == (status, status)
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>" in page.text
+    assert "{" not in page.text.split("<main>")[1]
+    assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_api_errors_stay_json_for_a_browser(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/polls/no-such-poll", headers={"accept": "text/html,*/*"})
+
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_device_votes_say_nothing_until_the_script_has_looked(client: httpx.AsyncClient) -> None:
+    poll = await _create_poll(client)
+
+    page = (await client.get(f"/polls/{poll['id']}")).text
+
+    assert '<p id="no-votes" class="meta" hidden>None yet.</p>' in page
 
 
 async def test_poll_page_is_revalidated_on_every_visit(client: httpx.AsyncClient) -> None:

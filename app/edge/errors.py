@@ -1,7 +1,8 @@
 """Problems over HTTP: every error becomes an RFC 9457 body with a stable type, and OpenAPI says which.
 
 `problem_for` is the one mapping from a failure to the problem a client gets: the exception
-handlers use it for every endpoint, and the batch endpoint for each of its votes.
+handlers use it for every endpoint, and the batch endpoint for each of its votes. A person's
+browser asking for a page gets the same status as a page of words instead (`problem_page`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.response import Template
 
 from app.core.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -31,6 +33,7 @@ from app.core.problems import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from app.edge.assets import AssetsNotBuilt, load_assets
 from app.storage.failures import database_unavailable
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,44 @@ def problem_response(problem: Problem) -> Response[bytes]:
     )
 
 
+# What a person reads instead of a problem's JSON, by status: what happened, and what to do.
+_PAGE_WORDS: dict[int, tuple[str, str]] = {
+    404: ("Page not found", "There is nothing at this address. Check the link you were given."),
+    405: ("This page cannot do that", "Go back to the page you came from and follow its links or buttons."),
+    413: ("Too much was sent", "Go back to the page you came from and try again."),
+    429: ("Too many requests", "Wait a minute, then try again."),
+    503: ("The service is busy", "Nothing was lost. Wait a moment, then reload the page."),
+}
+_PAGE_WORDS_OTHERWISE = ("Something went wrong", "Nothing was lost. Go back to the page you came from and try again.")
+# Not pages: what is under these is read by programs, which get the problem's JSON.
+_NOT_PAGES = ("/api/", "/schema", "/static/", "/sw.js", "/healthz", "/readyz")
+
+
+def wants_page(request: Request[Any, Any, Any]) -> bool:
+    """A browser navigating to a page (not a script or a program calling the API)."""
+    path = request.url.path
+    return not path.startswith(_NOT_PAGES) and "text/html" in request.headers.get("accept", "")
+
+
+def problem_page(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
+    """The problem as a page of words, with the same status and headers (Retry-After, Allow)."""
+    heading, advice = _PAGE_WORDS.get(problem.status, _PAGE_WORDS_OTHERWISE)
+    try:
+        assets = load_assets(request.app.state.settings.dist_dir)
+    except AssetsNotBuilt:
+        return Response(f"{heading}. {advice}", status_code=problem.status, media_type=MediaType.TEXT)
+    return Template(
+        "problem.html",
+        context={"heading": heading, "advice": advice, "assets": assets.links},
+        status_code=problem.status,
+        headers={**problem.headers, "content-security-policy": assets.content_security_policy()},
+    )
+
+
+def respond(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
+    return problem_page(request, problem) if wants_page(request) else problem_response(problem)
+
+
 def problem_specs(*kinds: type[Problem]) -> dict[int, ResponseSpec]:
     """OpenAPI responses for the problems an operation can answer, grouped by status."""
     by_status: dict[int, list[type[Problem]]] = {}
@@ -87,10 +128,10 @@ def problem_specs(*kinds: type[Problem]) -> dict[int, ResponseSpec]:
     }
 
 
-def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     body_problem = _body_problem(request, exc)
     if body_problem is not None:
-        return problem_response(body_problem)
+        return respond(request, body_problem)
     kind = _BY_STATUS.get(exc.status_code)
     if kind is None:
         if exc.status_code >= 500:
@@ -101,7 +142,7 @@ def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) 
         errors = _validation_errors(exc) if isinstance(exc, ValidationException) else None
         problem = kind(exc.detail if exc.detail != kind.title else None, errors=errors)
     problem.headers.update(exc.headers or {})
-    return problem_response(problem)
+    return respond(request, problem)
 
 
 def _body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Problem | None:
@@ -130,12 +171,12 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]] | None:
     return None
 
 
-def _handle_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
-    return problem_response(exc)
+def _handle_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    return respond(request, exc)
 
 
-def _handle_failure(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    return problem_response(problem_for(exc, f"{request.method} {request.url.path}"))
+def _handle_failure(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return respond(request, problem_for(exc, f"{request.method} {request.url.path}"))
 
 
 exception_handlers: dict[type[Exception], Any] = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, TypeAlias, TypeVar
 
-from litestar import HttpMethod, Request, route
+from litestar import HttpMethod, Litestar, Request, route
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.params import Body, Parameter
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import MalformedJson
@@ -86,6 +87,32 @@ def get_or_head(path: str, *, operation_id: str | None = None, **kwargs: Any) ->
         middleware=[HeadWithoutBody(), *kwargs.pop("middleware", ())],
         **kwargs,
     )
+
+
+def answer_head_on_schema_routes(app: Litestar) -> None:
+    """Gives Litestar's OpenAPI routes (/schema/*, plain GET routes made by Litestar) a HEAD twin:
+    every GET route answers HEAD (RFC 9110 §9.3.2), and ours are made with `get_or_head`. Only
+    these: a twin registered here would not inherit a route's guards or dependencies, and the
+    schema routes have none. The twins stay out of the OpenAPI document."""
+    schema_path = app.openapi_config.path if app.openapi_config else None
+    if not schema_path:
+        return
+    for http_route in [r for r in app.routes if isinstance(r, HTTPRoute)]:
+        methods = {method for handler in http_route.route_handlers for method in handler.http_methods}
+        in_schema = http_route.path == schema_path or http_route.path.startswith(f"{schema_path}/")
+        if not in_schema or HttpMethod.GET not in methods or HttpMethod.HEAD in methods:
+            continue
+        get_handler = next(h for h in http_route.route_handlers if HttpMethod.GET in h.http_methods)
+        app.register(
+            route(
+                http_route.path,
+                http_method=[HttpMethod.HEAD],
+                media_type=get_handler.media_type,
+                include_in_schema=False,
+                sync_to_thread=False,
+                middleware=[HeadWithoutBody()],
+            )(get_handler.fn)
+        )
 
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.

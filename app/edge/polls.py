@@ -19,11 +19,12 @@ from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.errors import problem_specs
 from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, get_or_head, none_match, require_json_body
 from app.eligibility import invitations
-from app.polls.results import load_results
+from app.polls.results import Results, load_results
 from app.polls.store import Option, Poll, PollSpec, create_poll, load_poll
 from app.polls.validation import INVITE, InvalidPoll
 
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
 
 
 class PollCreated(msgspec.Struct):
@@ -197,3 +198,35 @@ class PollController(Controller):
         if none_match(request.headers.get("if-none-match"), results.etag):
             return Response(content=b"", status_code=304, headers=headers)
         return Response(content=results, headers=headers)
+
+    @get_or_head(
+        "/{poll_id:str}/results.csv",
+        operation_id="getResultsCsv",
+        summary="Counts per option as CSV (RFC 4180): option_id,label,votes, one row per option",
+        media_type=CSV_MEDIA_TYPE,
+        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound),
+    )
+    async def results_csv(self, db: DatabaseDep, poll_id: PollId) -> Response[str]:
+        results = await load_results(db, poll_id)
+        if results is None:
+            raise problems.PollNotFound.named(poll_id)
+        headers = {
+            "Cache-Control": RESULTS_CACHE_CONTROL,
+            "Content-Disposition": f'attachment; filename="{poll_id}-results.csv"',
+        }
+        return Response(content=results_as_csv(results), media_type=CSV_MEDIA_TYPE, headers=headers)
+
+
+def results_as_csv(results: Results) -> str:
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\r\n")
+    writer.writerow(("option_id", "label", "votes"))
+    for option in results.options:
+        writer.writerow((option.id, spreadsheet_safe(option.label), option.votes))
+    return rows.getvalue()
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A label a spreadsheet would run as a formula (=, +, -, @ first) is kept as text (OWASP, CSV
+    injection): organisers open these files, and a label is anyone's text."""
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
