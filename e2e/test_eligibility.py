@@ -12,6 +12,8 @@ import pytest
 from playwright.sync_api import BrowserContext, BrowserType, Page, expect
 from voter import open_poll
 
+from tests.service_process import ServiceProcess
+
 pytestmark = pytest.mark.e2e
 
 SLOW_SOLVE_TIMEOUT_MS = 120_000  # a bad draw at 4× throttling; the median is measured in docs/abuse.md
@@ -139,3 +141,32 @@ def test_the_page_worker_finds_the_published_stamps(page: Page, service) -> None
     for case in STAMP_VECTORS["stamps"]:
         found = page.evaluate(SOLVE_IN_THE_WORKER, [case["poll_id"], STAMP_VECTORS["public_key"], case["difficulty"]])
         assert found == {"stamp": case["stamp"], "engine": "own"}, case  # not Web Crypto's fallback
+
+
+WINDOW_WAIT_TIMEOUT_MS = 120_000  # the limit's one-minute window, plus the page's next look
+
+
+def test_the_queue_delivers_everything_past_a_rate_limit(page: Page, dist_dir: Path, tmp_path: Path) -> None:
+    """A real limit of one vote request a minute per client: the page's batch is refused with
+    429 and Retry-After, waits it out, and then every queued vote is confirmed."""
+    env = {"VOTE_RATE_LIMIT_PER_CLIENT": "1"}
+    with ServiceProcess(tmp_path / "service", dist_dir=dist_dir, env=env) as service:
+        polls = [service.create_poll(f"Question {n}?", ("Yes", "No")) for n in (1, 2)]
+        voters = []
+        for poll in polls:
+            voter = open_poll(page.context.new_page(), service.poll_url(poll), poll)
+            voter.wait_until_offline_ready()
+            voters.append(voter)
+        page.context.set_offline(True)
+        for voter in voters:
+            voter.vote("Yes")
+            voter.expect_state("Queued")
+        with service.client() as http:  # this address's one request of the minute
+            assert http.post("/api/v1/votes/batch", json={"votes": []}).status_code == 400
+
+        page.context.set_offline(False)
+
+        expect(voters[0].status).to_contain_text("server busy (429)")
+        for voter in voters:
+            expect(voter.status).to_have_text("Confirmed · receipt #1", timeout=WINDOW_WAIT_TIMEOUT_MS)
+        assert [service.results(poll["id"])["total"] for poll in polls] == [1, 1]

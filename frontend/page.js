@@ -104,7 +104,12 @@ function scheduleWake(waiting) {
   if (waiting.length === 0) return;
   const next = Math.min(...waiting.map((v) => v.nextAttemptAt));
   const delay = Math.min(MAX_WAKE_MS, Math.max(MIN_WAKE_MS, next - Date.now()));
-  wakeTimer = setTimeout(() => nudge(), delay);
+  // Rendering again re-arms the timer: a wake that finds nothing due yet (a Retry-After longer
+  // than MAX_WAKE_MS) must not be the last.
+  wakeTimer = setTimeout(() => {
+    nudge();
+    scheduleRender();
+  }, delay);
 }
 
 // Asks the worker to send; a page that no worker controls yet (first visit, or no service
