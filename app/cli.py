@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +64,7 @@ def parse_instant(value: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-@click.group(name="polls", help="Create polls.")
+@click.group(name="polls", help="Create and close polls.")
 def polls_group() -> None:
     pass
 
@@ -116,6 +117,21 @@ def create_poll_command(
         except InvalidPoll as error:
             raise click.UsageError(str(error)) from None
         return msgspec.json.encode(poll_created(poll, settings))
+
+    click.echo(_run(ctx, work).decode())
+
+
+@polls_group.command(name="close", help="Close a poll now and print it as one JSON object.")
+@click.argument("poll_id")
+@click.pass_context
+def close_poll_command(ctx: click.Context, poll_id: str) -> None:
+    from app.polls.store import close_poll
+
+    async def work(db: Database, _: Settings) -> bytes:
+        poll = await close_poll(db, poll_id, int(time.time() * 1000))
+        if poll is None:
+            raise click.UsageError(f"There is no poll {poll_id!r}.")
+        return msgspec.json.encode(poll)
 
     click.echo(_run(ctx, work).decode())
 

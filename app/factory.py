@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[
             VoteServicePlugin(settings, db, votes, rate_limits),
             channels,
-            LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget_unknown, channels, backend),
+            LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget, channels, backend),
         ],
         middleware=[
             DefineMiddleware(

@@ -90,7 +90,10 @@ def test_a_second_device_with_the_same_invitation_is_refused_in_words(page: Page
     try:
         second = open_poll(other_device.new_page(), invitation["url"], poll)
         second.vote("No")
-        expect(second.status).to_have_text("Failed: this invitation was already used on another device")
+        expect(second.status).to_have_text(
+            "Failed: this invitation was already used on another device. Each invitation admits one device. "
+            "Vote on the device that first opened it, or ask the organiser for another."
+        )
     finally:
         other_device.close()
     assert service.results(poll["id"])["total"] == 1
@@ -100,7 +103,10 @@ def test_a_device_without_an_invitation_is_told_so(page: Page, service) -> None:
     poll = service.create_poll("Invited?", ("Yes", "No"), eligibility="invite")
     voter = open_poll(page, service.poll_url(poll), poll)
     voter.vote("Yes")
-    expect(voter.status).to_have_text("Failed: this poll takes votes by invitation only, and this device has none")
+    expect(voter.status).to_have_text(
+        "Failed: this poll takes votes by invitation only, and this device has none. "
+        "Open the invitation link you were sent on this device, then vote again."
+    )
 
 
 def test_proof_of_work_vote_is_confirmed_under_4x_cpu_throttling(page: Page, service) -> None:

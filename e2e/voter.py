@@ -66,11 +66,6 @@ class VoterPage:
         self.option(label).check()
         self.vote_button.click()
 
-    def offer_the_form_as_a_stale_page(self) -> None:
-        """A closed poll's page disables its form; a page that has not learnt of the close (a poll
-        closed early by its organiser) still offers it, and a vote from it fails: this is that page."""
-        self.page.evaluate("document.querySelectorAll('#vote-form :disabled').forEach((c) => { c.disabled = false; })")
-
     def expect_state(self, word: str) -> None:
         expect(self.status).to_contain_text(re.compile(rf"^{word}\b"))
 

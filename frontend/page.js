@@ -3,6 +3,7 @@
 // Delivery belongs to the service worker; the page only nudges it.
 
 import { SYNC_TAG, deliverAll } from "./delivery.js";
+import { cannotVoteBecause, deviceTrouble } from "./capabilities.js";
 import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
 import { invitationFor, keepInvitation } from "./invite.js";
@@ -24,7 +25,23 @@ const noVotes = document.getElementById("no-votes");
 const pending = document.getElementById("pending");
 const connection = document.getElementById("connection");
 const offlineReady = document.getElementById("offline-ready");
+const ownVote = document.getElementById("own-vote");
 
+// What a voter can do about each final refusal (frontend/delivery.js names them).
+const TRY_AGAIN = "This vote was not counted. Reload the page and vote again; if it fails again, try another browser.";
+const FAILED_ADVICE = {
+  "poll closed": "The poll closed before this vote reached it, so it was not counted.",
+  "already voted": "This device had already voted in this poll: that earlier vote is the one counted.",
+  "poll not found": "This poll no longer exists, so the vote was not counted.",
+  "unknown option": "That choice is no longer in the poll. Reload the page to see the choices, then vote again.",
+  "this device's clock is ahead": "Set this device's date and time right, then reload the page and vote again.",
+  "this device's clock is behind": "Set this device's date and time right, then reload the page and vote again.",
+  "this poll takes votes by invitation only, and this device has none":
+    "Open the invitation link you were sent on this device, then vote again.",
+  "this invitation was already used on another device":
+    "Each invitation admits one device. Vote on the device that first opened it, or ask the organiser for another.",
+  "this invitation is not valid for this poll": "Check the invitation link you were sent, or ask the organiser for another.",
+};
 const STATE_WORDS = { [QUEUED]: "Queued", [SENDING]: "Transmitting", [CONFIRMED]: "Confirmed", [FAILED]: "Failed" };
 
 function optionLabel(optionId) {
@@ -37,7 +54,7 @@ function optionLabel(optionId) {
 function describe(vote) {
   const word = STATE_WORDS[vote.status];
   if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
-  if (vote.status === FAILED) return `${word}: ${vote.lastError}`;
+  if (vote.status === FAILED) return `${word}: ${vote.lastError}. ${FAILED_ADVICE[vote.lastError] ?? TRY_AGAIN}`;
   if (vote.status === QUEUED && vote.stampBits && !vote.stamp) return `${word}, saved on this device. Preparing it to send…`;
   if (vote.status === QUEUED && vote.lastError) return `${word}, saved on this device. Last try: ${vote.lastError}.`;
   if (vote.status === QUEUED) return `${word}, saved on this device.`;
@@ -68,10 +85,29 @@ async function render() {
     }),
   );
   noVotes.hidden = votes.length > 0;
+  showOwnVote(votes.find((vote) => vote.status !== FAILED));
   if (votes.length > 0) setText(statusLine, describe(votes[0]));
   const waiting = await allUnconfirmed();
   setText(pending, waitingText(waiting.length));
   scheduleWake(waiting);
+}
+
+// This device's vote in this poll, in words, and a form that no longer invites a second one. A
+// failed vote counts for nothing: the form stays open for another try.
+function showOwnVote(vote) {
+  hasVoted = Boolean(vote);
+  updateForm();
+  ownVote.hidden = !vote;
+  if (!vote) return;
+  const label = optionLabel(vote.optionId);
+  setText(
+    ownVote,
+    vote.status === CONFIRMED
+      ? `Your vote for ${label} is counted.`
+      : `Your vote for ${label} is saved on this device. It is counted once it says Confirmed.`,
+  );
+  ownVote.classList.toggle("own-vote-counted", vote.status === CONFIRMED);
+  for (const input of form.querySelectorAll('input[name="option"]')) input.checked = input.value === vote.optionId;
 }
 
 function waitingText(count) {
@@ -125,8 +161,11 @@ function requestSync() {
   navigator.serviceWorker?.ready.then((registration) => registration.sync?.register(SYNC_TAG)).catch(() => {});
 }
 
+// Why this browser cannot vote, once known: no later error hides it.
+let cannotVote = null;
+
 function showError(error) {
-  setText(notice, `Something went wrong on this device: ${error?.message ?? error}`);
+  setText(notice, cannotVote ?? deviceTrouble(error));
 }
 
 async function castVote(optionId) {
@@ -228,6 +267,7 @@ window.addEventListener("online", () => {
 window.addEventListener("offline", showConnection);
 showConnection();
 if (form) {
+  checkBrowser();
   keepInvitation(pollId);
   // A link opened in a tab already on the poll changes only the fragment: no new page load.
   window.addEventListener("hashchange", () => keepInvitation(pollId));
@@ -236,9 +276,28 @@ if (form) {
   onChange(scheduleRender);
   scheduleRender();
 }
+// The form is open only while this browser can vote, the poll is open, and this device has no
+// vote in it that counts or may still count.
+let pollClosed = Boolean(form?.querySelector("fieldset:disabled"));
+let hasVoted = false;
+function updateForm() {
+  const closed = pollClosed || cannotVote !== null || hasVoted;
+  for (const control of form.querySelectorAll("fieldset, button")) control.disabled = closed;
+}
+
 function closeForm() {
-  for (const control of form.querySelectorAll("fieldset, button")) control.disabled = true;
+  pollClosed = true;
+  updateForm();
   setText(notice, "This poll has just closed: no more votes can be cast.");
+}
+
+// Before the voter chooses: a browser that cannot sign or keep a vote is told so at once.
+async function checkBrowser() {
+  cannotVote = await cannotVoteBecause();
+  if (cannotVote) {
+    updateForm();
+    setText(notice, cannotVote);
+  }
 }
 
 const closingLine = document.getElementById("closing");

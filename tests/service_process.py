@@ -151,6 +151,13 @@ class ServiceProcess:
             db.execute("UPDATE polls SET closes_at = ? WHERE id = ?", (poll["closes_at"], poll["id"]))
         return poll
 
+    def close_poll(self, poll: dict) -> dict:
+        """Closes the poll now, as its organiser would (POST /api/v1/polls/{poll_id}/close)."""
+        with self.client() as http:
+            response = http.post(f"/api/v1/polls/{poll['id']}/close", headers=self.admin_headers())
+        response.raise_for_status()
+        return response.json()
+
     def poll_url(self, poll: dict) -> str:
         return f"{self.base_url}/polls/{poll['id']}"
 

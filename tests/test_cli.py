@@ -121,3 +121,25 @@ def test_restart_keeps_the_demo_poll_and_the_signing_key(first_run):
     demo_lines = [line for line in first_run.log().splitlines() if line.startswith("Demo poll: ")]
     assert len(set(demo_lines)) == 1
     assert httpx.get(f"{first_run.base_url}/api/v1/keys").json() == keys_before
+
+
+def test_polls_close_closes_the_poll_now(tmp_path):
+    created = run_cli("polls", "create", "--question", "Q?", "--option", "A", "--option", "B", data_dir=tmp_path)
+    poll_id = json.loads(created.stdout)["id"]
+    before = int(datetime.now(UTC).timestamp() * 1000)
+
+    result = run_cli("polls", "close", poll_id, data_dir=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    closed = json.loads(result.stdout)
+    assert closed["id"] == poll_id
+    assert before <= closed["closes_at"] <= int(datetime.now(UTC).timestamp() * 1000)
+
+
+def test_polls_close_names_an_unknown_poll(tmp_path):
+    run_cli("db", "upgrade", data_dir=tmp_path)
+
+    result = run_cli("polls", "close", "no-such-poll", data_dir=tmp_path)
+
+    assert result.returncode != 0
+    assert "There is no poll 'no-such-poll'." in result.stderr

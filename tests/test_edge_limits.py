@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.edge.security import SECURITY_HEADERS
 from tests.helpers import Voter
 from tests.service_process import ServiceProcess
 
@@ -60,6 +61,8 @@ def assert_problem(raw: bytes, status: int, slug: str) -> dict[str, str]:
     assert code == status, raw[:500]
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["type"] == f"/problems/{slug}"
+    # Refused before the app saw it, but with the headers of every other answer.
+    assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
     return headers
 
 

@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.core import problems
 from app.core.settings import Settings
+from app.edge.security import SECURITY_HEADERS
 
 MAX_HEADER_BYTES = 16 * 1024  # nginx's default allows 4 lines of 8 KiB; the service's own need ~1 KiB
 STREAM_PATH_PREFIX = "/api/v1/polls/"
@@ -69,6 +70,7 @@ def problem_response(problem: problems.Problem, headers: dict[str, str] | None =
         "content-type": problems.PROBLEM_MEDIA_TYPE,
         "content-length": str(len(body)),
         "connection": "close",
+        **SECURITY_HEADERS,  # as on every answer the app gives
         **(headers or {}),
     }
     head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in fields.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,7 +21,7 @@ from app.edge.errors import problem_specs
 from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, get_or_head, none_match, require_json_body
 from app.eligibility import invitations
 from app.polls.results import Results, load_results
-from app.polls.store import Option, Poll, PollSpec, create_poll, load_poll
+from app.polls.store import Option, Poll, PollSpec, close_poll, create_poll, load_poll
 from app.polls.validation import INVITE, InvalidPoll
 
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
@@ -137,6 +138,25 @@ class PollController(Controller):
             raise problems.InvalidPoll(str(error)) from None
         await poll_news.announce(poll.id)
         return poll_created(poll, settings)
+
+    @post(
+        "/{poll_id:str}/close",
+        guards=[require_admin],
+        status_code=200,
+        operation_id="closePoll",
+        summary="Close a poll now (admin)",
+        description="Votes cast before now may still arrive within the poll's late-delivery grace, from devices "
+        "the service saw before now; every other vote is refused (410 poll-closed) from this answer on, on every "
+        "node. A poll that has closed already stays as it was. See docs/protocol.md, Polls.",
+        responses=problem_specs(problems.InvalidRequest, problems.Unauthorized, problems.PollNotFound),
+        security=[{"bearer": []}],
+    )
+    async def close(self, db: DatabaseDep, poll_id: PollId, poll_news: PollNewsDep) -> Poll:
+        poll = await close_poll(db, poll_id, int(time.time() * 1000))
+        if poll is None:
+            raise problems.PollNotFound.named(poll_id)
+        await poll_news.announce(poll.id)
+        return poll
 
     @post(
         "/{poll_id:str}/invitations",

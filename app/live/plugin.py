@@ -1,6 +1,6 @@
 """Wires live results into the app: the channels backend (memory, or Redis for many workers and
 nodes), the channels plugin, and the plugin that feeds `live` every accepted vote and tells every
-worker of each new poll (`poll_news`)."""
+worker of each new or changed poll (`poll_news`)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class LiveResultsPlugin(InitPluginProtocol):
         settings: Settings,
         db: Database,
         accepted: list[Callable[[str, str], None]],
-        poll_created: Callable[[str], None],
+        poll_changed: Callable[[str], None],
         channels: ChannelsPlugin,
         backend: ChannelsBackend,
     ) -> None:
@@ -58,7 +58,7 @@ class LiveResultsPlugin(InitPluginProtocol):
         self.db = db
         self.accepted = accepted
         """The vote service's listeners, called with (poll_id, option_id) after each new vote."""
-        self.poll_created = poll_created
+        self.poll_changed = poll_changed
         """Called on every worker with the id of each poll created anywhere."""
         self.channels = channels
         self.backend = backend
@@ -79,7 +79,7 @@ class LiveResultsPlugin(InitPluginProtocol):
             heartbeat_s=self.settings.live_heartbeat_seconds,
         )
         app.state.live = live
-        app.state.poll_news = news = PollNews(self.channels, self.settings.redis_channel_prefix, self.poll_created)
+        app.state.poll_news = news = PollNews(self.channels, self.settings.redis_channel_prefix, self.poll_changed)
         await news.start()
         self.accepted.append(live.vote_accepted)
         if isinstance(self.backend, ResilientRedisBackend):

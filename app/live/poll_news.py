@@ -1,5 +1,6 @@
 """Tells every worker, through the channels backend (Redis across workers and nodes), that a poll
-was created, so that none goes on taking its id for an unknown one (app/polls/cache.py)."""
+was created or changed (closed early), so that none goes on taking its id for an unknown one or
+serving its old copy from memory (app/polls/cache.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ log = logging.getLogger(__name__)
 
 
 class PollNews:
-    def __init__(self, channels: ChannelsPlugin, channel_prefix: str, on_created: Callable[[str], None]) -> None:
+    def __init__(self, channels: ChannelsPlugin, channel_prefix: str, on_changed: Callable[[str], None]) -> None:
         self.channels = channels
-        self.channel = f"{channel_prefix}:polls-created"
-        self.on_created = on_created
+        self.channel = f"{channel_prefix}:polls-changed"
+        self.on_changed = on_changed
         self._subscriber: Subscriber | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -25,28 +26,28 @@ class PollNews:
         try:
             self._subscriber = await self.channels.subscribe(self.channel)
         except Exception:  # Redis down at startup: the cache's time-to-live still bounds staleness
-            log.warning("could not subscribe to new polls; unknown poll ids expire by themselves", exc_info=True)
+            log.warning("could not subscribe to poll news; cached polls expire by themselves", exc_info=True)
             return
         self._pump = asyncio.create_task(self._receive(self._subscriber))
 
     async def announce(self, poll_id: str) -> None:
-        """Called once a poll is committed; never fails the request that created it."""
-        self.on_created(poll_id)  # this worker at once, whatever the backend does
+        """Called once a poll's creation or change is committed; never fails the request that made it."""
+        self.on_changed(poll_id)  # this worker at once, whatever the backend does
         try:
             await self.channels.wait_published(poll_id.encode(), self.channel)
         except Exception:
-            log.warning("could not announce a new poll; other workers see it within their cache's TTL", exc_info=True)
+            log.warning("could not announce a poll; other workers see it within their cache's TTL", exc_info=True)
 
     async def close(self) -> None:
         if self._subscriber is not None:
             try:
                 await self.channels.unsubscribe(self._subscriber, self.channel)
             except Exception:
-                log.warning("could not unsubscribe from new polls", exc_info=True)
+                log.warning("could not unsubscribe from poll news", exc_info=True)
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.wait([self._pump])
 
     async def _receive(self, subscriber: Subscriber) -> None:
         async for payload in subscriber.iter_events():
-            self.on_created(payload.decode("ascii", "replace"))
+            self.on_changed(payload.decode("ascii", "replace"))

@@ -18,13 +18,14 @@ class CachedPoll:
 
 
 class PollCache:
-    """Polls read on every vote, kept briefly in memory. Polls do not change once created; the
-    time-to-live only bounds how long a deleted or edited poll could linger on a node.
+    """Polls read on every vote, kept briefly in memory. A poll changes only when it is closed
+    early; that is announced to every worker (app/live/poll_news.py), which forgets its copy, and
+    each vote's transaction checks the committed close anyway (app/votes/acceptance.py).
 
     Ids found to name no poll are kept too, so that votes for unknown polls cost no database read
-    after the first. A poll created later under such an id is announced to every worker
-    (app/live/poll_news.py), which forgets it; the time-to-live bounds it where no announcement
-    reaches (several workers without Redis, a poll made by the CLI).
+    after the first. A poll created later under such an id is announced the same way; the
+    time-to-live bounds it where no announcement reaches (several workers without Redis, a poll
+    made or closed by the CLI).
     """
 
     TTL_S = 30.0
@@ -68,9 +69,10 @@ class PollCache:
         expires = self._unknown.get(poll_id)
         return expires is not None and expires > time.monotonic()
 
-    def forget_unknown(self, poll_id: str) -> None:
-        """A poll was created under this id: read it again next time."""
+    def forget(self, poll_id: str) -> None:
+        """A poll was created or changed under this id: read it again next time."""
         self._unknown.pop(poll_id, None)
+        self._entries.pop(poll_id, None)
 
     def _remember_unknown(self, poll_ids: list[str]) -> None:
         if len(self._unknown) + len(poll_ids) > self.MAX_UNKNOWN:

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Annotated, Literal
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 
 from app.core.protocol import ID_PATTERN, Identifier, Millis
 from app.polls.validation import (
@@ -184,6 +184,21 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
             [{"poll_id": poll.id, "id": o.id, "label": o.label, "position": i} for i, o in enumerate(poll.options)],
         )
     return poll
+
+
+async def close_poll(db: Database, poll_id: str, now_ms: int) -> Poll | None:
+    """Closes the poll now, unless it has closed already (then it stays as it was); None when there
+    is no such poll. Votes cast before now may still arrive within the poll's late-delivery grace,
+    from devices the service saw before now; every other vote is refused from the commit on, on
+    every node (app/votes/acceptance.py checks the committed close in each vote's transaction)."""
+    async with db.write() as conn:
+        await conn.execute(
+            update(polls_table)
+            .where(polls_table.c.id == poll_id)
+            .where(or_(polls_table.c.closes_at.is_(None), polls_table.c.closes_at > now_ms))
+            .values(closes_at=now_ms)
+        )
+    return await load_poll(db, poll_id)
 
 
 async def first_poll_id(db: Database) -> str | None:

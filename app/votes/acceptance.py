@@ -39,7 +39,7 @@ from app.eligibility.stamps import stamp_valid
 from app.polls.cache import CachedPoll
 from app.polls.validation import INVITE, PROOF_OF_WORK
 from app.votes.idempotency import idempotency_key_from
-from app.votes.rows import devices_that_voted, stored_by_key, take_seqs
+from app.votes.rows import devices_that_voted, poll_window, registered_by, reserve_seqs, stored_by_key
 
 MAX_CLOCK_AHEAD_MS = 5 * 60 * 1000  # devices' clocks drift; beyond this a vote is suspect
 JSON_MEDIA_TYPE = "application/json"
@@ -225,5 +225,62 @@ def decide(conn: Connection, batch: Sequence[Ballot], forged: set[int], clock: C
         else:
             voted.add(device)
             fresh.append((index, ballot))
-    seqs = take_seqs(conn, [b.vote.poll_id for _, b in fresh]) if fresh else []
-    return Decision(outcomes, fresh, seqs, clock())
+    now = clock()
+    fresh, seqs = take_seqs_in_window(conn, fresh, outcomes, now)
+    return Decision(outcomes, fresh, seqs, now)
+
+
+def take_seqs_in_window(
+    conn: Connection,
+    fresh: list[tuple[int, Ballot]],
+    outcomes: list[Accepted | problems.Problem | None],
+    now: int,
+) -> tuple[list[tuple[int, Ballot]], list[int]]:
+    """Reserves the new votes' positions, one statement per open poll, while the poll as committed
+    admits them. The poll was checked before (`poll_problem`), but from memory: a poll closed early
+    since then refuses, here, on whichever node, the votes it would refuse now had it closed then.
+    After a close (early or not), each vote is judged against it (`_admitted_after_close`).
+
+    Polls are taken in sorted order, so that concurrent batches on PostgreSQL lock their rows in
+    the same order and cannot deadlock.
+    """
+    by_poll: dict[str, list[tuple[int, Ballot]]] = {}
+    for item in fresh:
+        by_poll.setdefault(item[1].vote.poll_id, []).append(item)
+    seq_of: dict[int, int] = {}
+    for poll_id in sorted(by_poll):
+        votes = by_poll[poll_id]
+        cast_by = max(ballot.vote.created_at for _, ballot in votes)
+        first = reserve_seqs(conn, poll_id, len(votes), open_for=(cast_by, now))
+        if first is None:
+            votes = _admitted_after_close(conn, poll_id, votes, now, outcomes)
+            first = reserve_seqs(conn, poll_id, len(votes)) if votes else None
+        if first is not None:
+            for offset, (index, _) in enumerate(votes):
+                seq_of[index] = first + offset
+    kept = [item for item in fresh if item[0] in seq_of]
+    return kept, [seq_of[index] for index, _ in kept]
+
+
+def _admitted_after_close(
+    conn: Connection,
+    poll_id: str,
+    votes: list[tuple[int, Ballot]],
+    now: int,
+    outcomes: list[Accepted | problems.Problem | None],
+) -> list[tuple[int, Ballot]]:
+    """The rules of `poll_problem` and `late_problem`, against the poll as committed: cast before
+    the close, delivered within its grace, from a device the service saw before the close."""
+    closes_at, grace_s = poll_window(conn, poll_id)
+    assert closes_at is not None  # an open poll admits every vote its poll_problem admitted
+    in_time = [(index, ballot) for index, ballot in votes if ballot.vote.created_at <= closes_at]
+    seen = registered_by(conn, poll_id, [ballot.public_key for _, ballot in in_time], closes_at) if in_time else set()
+    admitted = []
+    for index, ballot in votes:
+        if ballot.vote.created_at > closes_at or now > closes_at + grace_s * 1000:
+            outcomes[index] = problems.PollClosed(f"Poll {poll_id!r} closed at {closes_at} ms.")
+        elif ballot.public_key not in seen:
+            outcomes[index] = problems.PollClosed(LATE_UNREGISTERED)
+        else:
+            admitted.append((index, ballot))
+    return admitted

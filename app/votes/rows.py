@@ -67,27 +67,44 @@ def devices_that_voted(conn: Connection, devices: Sequence[tuple[str, bytes]]) -
     return {(poll_id, bytes(public_key)) for poll_id, public_key in rows}
 
 
-def take_seqs(conn: Connection, poll_ids: Sequence[str]) -> list[int]:
-    """Reserves consecutive positions per poll, in the order the votes came.
+def reserve_seqs(conn: Connection, poll_id: str, count: int, open_for: tuple[int, int] | None = None) -> int | None:
+    """Reserves `count` consecutive positions in the poll and returns the first.
 
-    Polls are updated in sorted order, so that concurrent batches on PostgreSQL lock their
-    rows in the same order and cannot deadlock.
+    With `open_for` (the latest created_at among the votes, and the time now), only while the poll
+    as committed is open now and was open when each vote was cast; None when it is not, and each
+    vote must then be judged against the close (`poll_window`).
     """
-    wanted = Counter(poll_ids)
-    next_seq: dict[str, int] = {}
-    for poll_id in sorted(wanted):
-        marks = _Marks(conn)
-        total = conn.exec_driver_sql(
-            f"UPDATE polls SET vote_count = vote_count + {marks.take(1)} WHERE id = {marks.take(1)} "
-            "RETURNING vote_count",
-            (wanted[poll_id], poll_id),
-        ).scalar_one()
-        next_seq[poll_id] = total - wanted[poll_id] + 1
-    seqs = []
-    for poll_id in poll_ids:
-        seqs.append(next_seq[poll_id])
-        next_seq[poll_id] += 1
-    return seqs
+    marks = _Marks(conn)
+    sql = f"UPDATE polls SET vote_count = vote_count + {marks.take(1)} WHERE id = {marks.take(1)}"
+    params: tuple[object, ...] = (count, poll_id)
+    if open_for is not None:
+        cast_by, now = marks.take(1), marks.take(1)
+        sql += f" AND (closes_at IS NULL OR (closes_at >= {cast_by} AND closes_at >= {now}))"
+        params += open_for
+    total = conn.exec_driver_sql(f"{sql} RETURNING vote_count", params).scalar_one_or_none()
+    return None if total is None else total - count + 1
+
+
+def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], instant_ms: int) -> set[bytes]:
+    """The keys the service saw in this poll at `instant_ms` or before (app/votes/devices.py)."""
+    marks = _Marks(conn)
+    rows = conn.exec_driver_sql(
+        f"SELECT public_key FROM devices WHERE poll_id = {marks.take(1)} AND registered_at <= {marks.take(1)} "
+        f"AND public_key IN ({marks.take(len(public_keys))})",
+        (poll_id, instant_ms, *public_keys),
+    )
+    return {bytes(public_key) for (public_key,) in rows}
+
+
+def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int]:
+    """The poll's closes_at and late-delivery grace (seconds) as committed, its row locked for the
+    rest of the transaction (on PostgreSQL; SQLite's write lock covers the whole database)."""
+    marks = _Marks(conn)
+    row = conn.exec_driver_sql(
+        f"UPDATE polls SET vote_count = vote_count WHERE id = {marks.take(1)} RETURNING closes_at, late_grace_seconds",
+        (poll_id,),
+    ).one()
+    return row[0], row[1]
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
