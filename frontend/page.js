@@ -208,8 +208,16 @@ function prepareStamps() {
     .catch(showError);
 }
 
+// Clears only its own words: the notice may say something else (a browser that cannot vote).
+let showingProgress = false;
 function showProgress(percent) {
-  setText(notice, percent === null ? "" : `Preparing your vote on this device: about ${percent}% of the usual work done.`);
+  if (percent === null) {
+    if (showingProgress) setText(notice, "");
+    showingProgress = false;
+    return;
+  }
+  setText(notice, `Preparing your vote on this device: about ${percent}% of the usual work done.`);
+  showingProgress = true;
 }
 
 let casting = false;
