@@ -34,6 +34,7 @@ DEFAULT_OUT = ROOT / "dist"
 TEMPLATES = ROOT / "app" / "edge" / "templates"
 
 PAGE_ENTRY = "frontend/page.js"
+POW_WORKER = "frontend/pow-worker.js"  # a Web Worker of its own: off the critical path
 LOG_MODULE_ENTRY = "frontend/log-verify.js"  # imported by the page only after a vote is confirmed
 VERIFY_ENTRY = "frontend/verify.js"  # the /verify page's script
 STYLESHEET = "frontend/style.css"
@@ -370,11 +371,17 @@ def build(
 
     page_js = minify_js(bundle(source_root / PAGE_ENTRY))
     style_css = minify_css(source_root / STYLESHEET)
+    pow_worker_js = minify_js(bundle(source_root / POW_WORKER))
     # Off the critical path: the log check is imported after Confirmed; /verify is another page.
     log_js = minify_js(bundle(source_root / LOG_MODULE_ENTRY, as_module=True))
     verify_js = minify_js(bundle(source_root / VERIFY_ENTRY))
-    assets = [Asset("page.js", "", page_js), Asset("style.css", "", style_css)]
-    assets += [Asset("log-verify.js", "", log_js), Asset("verify.js", "", verify_js)]
+    assets = [
+        Asset("page.js", "", page_js),
+        Asset("pow-worker.js", "", pow_worker_js),
+        Asset("style.css", "", style_css),
+        Asset("log-verify.js", "", log_js),
+        Asset("verify.js", "", verify_js),
+    ]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"

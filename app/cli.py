@@ -75,9 +75,23 @@ def polls_group() -> None:
 @click.option("--option", "options", multiple=True, required=True, help="An answer; repeat for each.")
 @click.option("--closes-at", default=None, help="ISO 8601 date-time after which votes are refused.")
 @click.option("--late-grace-seconds", default=0, type=click.IntRange(0), help="Accept late delivery this long.")
+@click.option(
+    "--eligibility",
+    type=click.Choice(["invite", "proof-of-work", "anyone"]),
+    default="proof-of-work",
+    show_default=True,
+    help="Who may vote: invited devices, devices that send a proof-of-work stamp, or anyone (docs/abuse.md).",
+)
+@click.option("--difficulty", type=int, default=None, help="Proof-of-work bits (8-24); the default when unset.")
 @click.pass_context
 def create_poll_command(
-    ctx: click.Context, question: str, options: tuple[str, ...], closes_at: str | None, late_grace_seconds: int
+    ctx: click.Context,
+    question: str,
+    options: tuple[str, ...],
+    closes_at: str | None,
+    late_grace_seconds: int,
+    eligibility: str,
+    difficulty: int | None,
 ) -> None:
     from app.edge.polls import poll_created
     from app.polls.store import PollSpec, create_poll
@@ -90,6 +104,8 @@ def create_poll_command(
                 "options": list(options),
                 "closes_at": parse_instant(closes_at) if closes_at else None,
                 "late_grace_seconds": late_grace_seconds,
+                "eligibility": eligibility,
+                "difficulty": difficulty,
             },
             PollSpec,
         )
@@ -185,6 +201,31 @@ def audit_command(where: str, since: Path | None, save: Path | None, vkeys: tupl
         "results_match": None if target.results is None else True,
     }
     click.echo(json.dumps(summary))
+
+
+@polls_group.command(
+    name="invite",
+    help="Issue single-use invitations for an invite poll and print them as one JSON object "
+    "(or CSV with --csv). Only this output holds the codes: the database keeps their keyed hashes.",
+)
+@click.argument("poll_id")
+@click.option("--count", required=True, type=click.IntRange(1, 10_000), help="How many invitations.")
+@click.option("--csv", "as_csv", is_flag=True, help="poll_id,code,url rows for a mail merge or printing.")
+@click.pass_context
+def invite_command(ctx: click.Context, poll_id: str, count: int, as_csv: bool) -> None:
+    from app.core import problems
+    from app.edge.polls import invitations_csv, issue_invitations
+    from app.eligibility import secret
+
+    async def work(db: Database, settings: Settings) -> str:
+        try:
+            key = secret.load_or_create(settings.data_dir)
+            issued = await issue_invitations(db, key, poll_id, count, settings)
+        except (problems.Problem, secret.BadEligibilityKey) as error:
+            raise click.ClickException(str(error)) from None
+        return invitations_csv(issued) if as_csv else msgspec.json.encode(issued).decode()
+
+    click.echo(_run(ctx, work), nl=not as_csv)
 
 
 @click.group(name="db", help="Database schema.")

@@ -31,6 +31,8 @@ from app.edge.polls import PollController
 from app.edge.security import add_security_headers
 from app.edge.stream import stream_results
 from app.edge.votes import list_keys, vote_routes
+from app.eligibility import secret as eligibility_secret
+from app.eligibility.rate_limits import RateLimits, VoteRateLimits
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
 from app.log_web.pages import verify_page
 from app.log_web.routes import log_routes
@@ -44,10 +46,11 @@ from app.votes.service import VoteService
 class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
     """Wires the service together: state, dependencies, lifespan and the CLI commands."""
 
-    def __init__(self, settings: Settings, db: Database, votes: VoteService) -> None:
+    def __init__(self, settings: Settings, db: Database, votes: VoteService, rate_limits: RateLimits) -> None:
         self.settings = settings
         self.db = db
         self.votes = votes
+        self.rate_limits = rate_limits
 
     def on_cli_init(self, cli) -> None:  # type: ignore[no-untyped-def]
         register_commands(cli)
@@ -72,9 +75,13 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         keys = load_or_create(self.settings.data_dir)
         # Before the vote service opens: a bad token file stops the start with nothing to close.
         token = self.settings.admin_token or admin_token(self.settings.data_dir)
+        eligibility_key = eligibility_secret.load_or_create(self.settings.data_dir)
         log_signer = LogSigner.load(self.settings.data_dir, self.settings.base_url)
-        self.votes.open(keys)
-        app.state.update(receipt_keys=keys, admin_token=token, log_signer=log_signer)
+        self.votes.open(keys, eligibility_key)
+        self.rate_limits.open(eligibility_key)
+        app.state.update(
+            receipt_keys=keys, admin_token=token, eligibility_key=eligibility_key, log_signer=log_signer
+        )
         # The ballot log's sequencer: beside the vote path, never in it (app/ballot_log/integrator.py).
         base_url = self.settings.base_url
         # Its reads have their own connections (the vote path's pool is not theirs to take); its
@@ -119,12 +126,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = Database(settings.database_url)
     votes = VoteService(db)
+    rate_limits = RateLimits(settings)
     backend = channels_backend(settings)
     channels = channels_plugin(backend)
     app = Litestar(
         route_handlers=[
             PollController,
-            *vote_routes(votes),
+            *vote_routes(votes, rate_limits),
             list_keys,
             *log_routes,
             verify_page,
@@ -134,14 +142,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         # Order matters: the live plugin's lifespan needs the vote service open and the channels up.
         plugins=[
-            VoteServicePlugin(settings, db, votes),
+            VoteServicePlugin(settings, db, votes, rate_limits),
             channels,
             LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget, channels, backend),
         ],
         middleware=[
             DefineMiddleware(
                 StreamsPerClient, limit=settings.streams_per_client, client_header=settings.client_address_header
-            )
+            ),
+            DefineMiddleware(VoteRateLimits, limits=rate_limits),
         ],
         exception_handlers=exception_handlers,
         before_send=[add_security_headers],

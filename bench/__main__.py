@@ -13,7 +13,14 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("bench.ingest", "bench.sustained", "bench.stream", "bench.offline_drain", "bench.ballot_log")
+BENCHMARKS = (
+    "bench.ingest",
+    "bench.sustained",
+    "bench.stream",
+    "bench.offline_drain",
+    "bench.stuffing",
+    "bench.ballot_log",
+)
 
 
 def main() -> None:

@@ -29,6 +29,10 @@ const REASONS = {
   "dated-before-poll": "this device's clock is behind",
   "idempotency-key-reused": "vote changed after sending",
   "payload-too-large": "vote too large",
+  "not-eligible": "this poll takes votes by invitation only, and this device has none",
+  "invitation-used": "this invitation was already used on another device",
+  "invitation-unknown": "this invitation is not valid for this poll",
+  "proof-of-work-required": "the service refused this device's proof of work",
 };
 
 // Sends every vote that is due. `reconnected` makes votes that failed only for want of a
@@ -45,6 +49,7 @@ export async function deliverAll({ reconnected = false } = {}) {
       const now = Date.now();
       const due = (await allUnconfirmed())
         .filter((v) => v.status === QUEUED && !tried.has(v.id))
+        .filter((v) => !v.stampBits || v.stamp) // the page is still finding its stamp
         .filter((v) => v.nextAttemptAt <= now || (reconnected && v.lastError === NETWORK_ERROR))
         .sort((a, b) => a.createdAt - b.createdAt);
       if (due.length === 0) return;

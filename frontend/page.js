@@ -6,10 +6,12 @@ import { SYNC_TAG, deliverAll } from "./delivery.js";
 import { cannotVoteBecause, deviceTrouble } from "./capabilities.js";
 import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
+import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
 import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
 import { startResults } from "./results.js";
+import { finishStamps } from "./stamp.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
@@ -35,6 +37,11 @@ const FAILED_ADVICE = {
   "unknown option": "That choice is no longer in the poll. Reload the page to see the choices, then vote again.",
   "this device's clock is ahead": "Set this device's date and time right, then reload the page and vote again.",
   "this device's clock is behind": "Set this device's date and time right, then reload the page and vote again.",
+  "this poll takes votes by invitation only, and this device has none":
+    "Open the invitation link you were sent on this device, then vote again.",
+  "this invitation was already used on another device":
+    "Each invitation admits one device. Vote on the device that first opened it, or ask the organiser for another.",
+  "this invitation is not valid for this poll": "Check the invitation link you were sent, or ask the organiser for another.",
 };
 const STATE_WORDS = { [QUEUED]: "Queued", [SENDING]: "Transmitting", [CONFIRMED]: "Confirmed", [FAILED]: "Failed" };
 
@@ -52,6 +59,7 @@ function describe(vote) {
   const word = STATE_WORDS[vote.status];
   if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
   if (vote.status === FAILED) return `${word}: ${vote.lastError}. ${FAILED_ADVICE[vote.lastError] ?? TRY_AGAIN}`;
+  if (vote.status === QUEUED && vote.stampBits && !vote.stamp) return `${word}, saved on this device. Preparing it to send…`;
   if (vote.status === QUEUED && vote.lastError) return `${word}, saved on this device. Last try: ${vote.lastError}.`;
   if (vote.status === QUEUED) return `${word}, saved on this device.`;
   return `${word}…`;
@@ -159,7 +167,12 @@ function scheduleWake(waiting) {
   if (waiting.length === 0) return;
   const next = Math.min(...waiting.map((v) => v.nextAttemptAt));
   const delay = Math.min(MAX_WAKE_MS, Math.max(MIN_WAKE_MS, next - Date.now()));
-  wakeTimer = setTimeout(() => nudge(), delay);
+  // Rendering again re-arms the timer: a wake that finds nothing due yet (a Retry-After longer
+  // than MAX_WAKE_MS) must not be the last.
+  wakeTimer = setTimeout(() => {
+    nudge();
+    scheduleRender();
+  }, delay);
 }
 
 // Asks the worker to send; a page that no worker controls yet (first visit, or no service
@@ -192,6 +205,10 @@ async function castVote(optionId) {
     createdAt: Date.now(),
     publicKey: key.publicKey,
     signature: "",
+    // Outside the signature (docs/protocol.md, Eligibility): the stamp is found after queueing.
+    stampBits: form.dataset.eligibility === "proof-of-work" ? Number(form.dataset.difficulty) : 0,
+    stamp: null,
+    invitation: invitationFor(pollId),
     status: QUEUED,
     retries: 0,
     nextAttemptAt: 0,
@@ -207,7 +224,27 @@ async function castVote(optionId) {
   announceChange();
   navigator.storage?.persist?.().catch(() => {});
   requestSync();
+  prepareStamps();
   nudge();
+}
+
+// Finds the stamps of this poll's queued votes off the page's thread, then sends them.
+function prepareStamps() {
+  finishStamps(pollId, form.dataset.powWorker, showProgress)
+    .then(() => nudge())
+    .catch(showError);
+}
+
+// Clears only its own words: the notice may say something else (a browser that cannot vote).
+let showingProgress = false;
+function showProgress(percent) {
+  if (percent === null) {
+    if (showingProgress) setText(notice, "");
+    showingProgress = false;
+    return;
+  }
+  setText(notice, `Preparing your vote on this device: about ${percent}% of the usual work done.`);
+  showingProgress = true;
 }
 
 let casting = false;
@@ -269,6 +306,10 @@ showConnection();
 if (sendsWhileOpen && !("SyncManager" in window)) sendsWhileOpen.hidden = false;
 if (form) {
   checkBrowser();
+  keepInvitation(pollId);
+  // A link opened in a tab already on the poll changes only the fragment: no new page load.
+  window.addEventListener("hashchange", () => keepInvitation(pollId));
+  prepareStamps();
   form.addEventListener("submit", onSubmit);
   onChange(scheduleRender);
   scheduleRender();

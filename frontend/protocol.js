@@ -26,6 +26,9 @@ export function voteBody(vote) {
     created_at: vote.createdAt,
     public_key: vote.publicKey,
     signature: vote.signature,
+    // Outside the signed bytes; only sent when present, so votes without them read as before.
+    ...(vote.stamp ? { stamp: vote.stamp } : {}),
+    ...(vote.invitation ? { invitation: vote.invitation } : {}),
   });
 }
 

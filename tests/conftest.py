@@ -63,7 +63,10 @@ def _fresh_pg_database(base_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN)
+    # Tests send bursts of votes from one address; tests/test_rate_limits.py checks the limits.
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN, rate_limit_per_client=0
+    )
 
 
 @pytest.fixture

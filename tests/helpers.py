@@ -48,6 +48,9 @@ def issue_receipt(key: ReceiptKey, vote: Vote, seq: int, accepted_at: int) -> by
 
 
 async def create_poll(client: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    """A poll that takes every vote unless `eligibility` says otherwise: most tests are about votes,
+    not who may cast them (tests/test_eligibility*.py are)."""
+    spec.setdefault("eligibility", "anyone")
     response = await client.post("/api/v1/polls", json=spec, headers=admin_headers())
     assert response.status_code == 201, response.text
     return response.json()

@@ -135,7 +135,7 @@ class ServiceProcess:
         with self.client() as http:
             response = http.post(
                 "/api/v1/polls",
-                json={"question": question, "options": list(options), **extra},
+                json={"question": question, "options": list(options), "eligibility": "anyone", **extra},
                 headers=self.admin_headers(),
             )
         response.raise_for_status()

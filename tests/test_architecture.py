@@ -9,7 +9,17 @@ import pytest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 # Lower layers never import higher ones; packages of one layer do not import each other.
-LAYERS = {"core": 0, "storage": 1, "polls": 2, "votes": 3, "live": 3, "ballot_log": 3, "edge": 4, "log_web": 5}
+LAYERS = {
+    "core": 0,
+    "storage": 1,
+    "polls": 2,
+    "eligibility": 2,
+    "votes": 3,
+    "live": 3,
+    "ballot_log": 3,
+    "edge": 4,
+    "log_web": 5,
+}
 TOP = 6  # app/*.py: the entry points and the wiring, which may import everything
 MAX_MODULES = 13  # "about a dozen": past this a package should split by job
 

@@ -35,7 +35,9 @@ def post_vote(service: ServiceProcess, vote: dict) -> tuple[int, bytes]:
 def test_receipted_votes_survive_sigkill_and_retries_get_the_same_receipts(service):
     with service.client() as http:
         poll = http.post(
-            "/api/v1/polls", json={"question": "Q?", "options": ["A", "B"]}, headers=service.admin_headers()
+            "/api/v1/polls",
+            json={"question": "Q?", "options": ["A", "B"], "eligibility": "anyone"},
+            headers=service.admin_headers(),
         ).json()
     votes = [Voter().vote(poll["id"], "a" if i % 3 else "b") for i in range(40)]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -62,7 +64,9 @@ def test_receipted_votes_survive_sigkill_and_retries_get_the_same_receipts(servi
 def test_service_log_holds_no_vote_bodies_or_client_addresses(service):
     with service.client() as http:
         poll = http.post(
-            "/api/v1/polls", json={"question": "Q?", "options": ["A", "B"]}, headers=service.admin_headers()
+            "/api/v1/polls",
+            json={"question": "Q?", "options": ["A", "B"], "eligibility": "anyone"},
+            headers=service.admin_headers(),
         ).json()
     vote = Voter().vote(poll["id"], "a")
     assert post_vote(service, vote)[0] == 201

@@ -63,7 +63,7 @@ async def client(tmp_path: Path, dist: Path) -> AsyncIterator[httpx.AsyncClient]
 async def _create_poll(client: httpx.AsyncClient) -> dict:
     response = await client.post(
         "/api/v1/polls",
-        json={"question": "Tea or coffee?", "options": ["Tea", "Coffee"]},
+        json={"question": "Tea or coffee?", "options": ["Tea", "Coffee"], "eligibility": "anyone"},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert response.status_code == 201, response.text

@@ -92,7 +92,7 @@ def test_connections_spread_over_all_workers(service):
 
 def test_a_killed_worker_is_replaced_and_no_vote_is_lost(service):
     with service.client() as http:
-        poll = http.post("/api/v1/polls", json={"question": "Q?", "options": ["A", "B"]},
+        poll = http.post("/api/v1/polls", json={"question": "Q?", "options": ["A", "B"], "eligibility": "anyone"},
                          headers=service.admin_headers()).json()  # fmt: skip
         before = [Voter().vote(poll["id"], "a") for _ in range(10)]
         for vote in before:

@@ -104,6 +104,30 @@ class PollNotFound(Problem):
         return cls(f"There is no poll {poll_id!r}.")
 
 
+class NotEligible(Problem):
+    status = 403
+    slug = "not-eligible"
+    title = "This device's key is not on the poll's voter roll"
+
+
+class InvitationUsed(Problem):
+    status = 403
+    slug = "invitation-used"
+    title = "This invitation already admitted another device"
+
+
+class InvitationUnknown(Problem):
+    status = 403
+    slug = "invitation-unknown"
+    title = "This invitation is not one of the poll's"
+
+
+class ProofOfWorkRequired(Problem):
+    status = 403
+    slug = "proof-of-work-required"
+    title = "The vote needs a valid proof-of-work stamp for its poll and key"
+
+
 class MethodNotAllowed(Problem):
     status = 405
     slug = "method-not-allowed"

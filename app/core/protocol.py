@@ -24,12 +24,18 @@ Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]  # exact in JavaScript
 PublicKeyB64 = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", min_length=PUBLIC_KEY_B64_LEN, max_length=PUBLIC_KEY_B64_LEN)
 ]
+# Outside the signed bytes (docs/protocol.md, Eligibility): the proof-of-work nonce, and the
+# invitation code a device not yet admitted sends with its vote.
+STAMP_PATTERN = r"^[0-9]{1,20}$"
+INVITATION_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+Stamp = Annotated[str, msgspec.Meta(pattern=STAMP_PATTERN)]
+InvitationCode = Annotated[str, msgspec.Meta(pattern=INVITATION_PATTERN)]
 SignatureB64 = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", min_length=SIGNATURE_B64_LEN, max_length=SIGNATURE_B64_LEN)
 ]
 
 
-class Vote(msgspec.Struct, forbid_unknown_fields=True):
+class Vote(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A vote as the device sends it."""
 
     vote_id: Uuid
@@ -39,6 +45,10 @@ class Vote(msgspec.Struct, forbid_unknown_fields=True):
     created_at: Millis
     public_key: PublicKeyB64
     signature: SignatureB64
+    stamp: Stamp | None = None
+    """The proof of work (app/eligibility/stamps.py); not signed: its hash binds poll and key."""
+    invitation: InvitationCode | None = None
+    """An invitation code, from a device its poll has not admitted yet; never stored in clear."""
 
     def signing_bytes(self) -> bytes:
         return signing_bytes(self.poll_id, self.option_id, self.vote_id, self.idempotency_key, self.created_at)

@@ -56,7 +56,12 @@ class Settings:
     streams_per_client: int = 16
     """Open results streams per client and worker (429 past it); 0 turns the cap off."""
     client_address_header: str | None = None
-    """Header in which a trusted reverse proxy names the client (`X-Real-IP`); the TCP peer when unset."""
+    """Header in which a trusted reverse proxy names the client (`X-Real-IP`; of `X-Forwarded-For`
+    the last entry, the one that proxy added); the TCP peer when unset."""
+    rate_limit_per_client: int = 600
+    """Vote requests a minute per client address, with a burst of 5 s worth in one second; 0 = off."""
+    rate_limit_per_poll: int = 0
+    """Vote requests a minute per poll, from all clients together; 0 = off."""
 
     @property
     def base_url(self) -> str:
@@ -89,6 +94,8 @@ class Settings:
             max_connections=_count(env, "VOTE_MAX_CONNECTIONS", defaults.max_connections, minimum=1),
             streams_per_client=_count(env, "VOTE_STREAMS_PER_CLIENT", defaults.streams_per_client, minimum=0),
             client_address_header=_header_name("VOTE_CLIENT_ADDRESS_HEADER", env.get("VOTE_CLIENT_ADDRESS_HEADER")),
+            rate_limit_per_client=_count(env, "VOTE_RATE_LIMIT_PER_CLIENT", defaults.rate_limit_per_client, minimum=0),
+            rate_limit_per_poll=_count(env, "VOTE_RATE_LIMIT_PER_POLL", defaults.rate_limit_per_poll, minimum=0),
         )
 
 

@@ -10,6 +10,7 @@ import msgspec
 from app.core import problems
 from app.core.protocol import Receipt
 from app.edge.errors import problem_for
+from app.eligibility.rate_limits import RateLimits
 from app.votes.acceptance import Accepted, vote_from_item
 from app.votes.service import VoteService
 
@@ -46,12 +47,15 @@ class _BatchResponse(msgspec.Struct):
     results: list[BatchItem]
 
 
-async def submit_batch(votes: VoteService, request: BatchRequest) -> bytes:
-    await votes.prefetch_polls(
-        {raw["poll_id"] for raw in request.votes if isinstance(raw, dict) and isinstance(raw.get("poll_id"), str)}
-    )
+async def submit_batch(votes: VoteService, request: BatchRequest, rate_limits: RateLimits | None = None) -> bytes:
+    poll_ids = {
+        raw["poll_id"] for raw in request.votes if isinstance(raw, dict) and isinstance(raw.get("poll_id"), str)
+    }
+    # Each poll the batch names counts one request against its limit; its votes share the answer.
+    over = await rate_limits.polls_over(poll_ids) if rate_limits is not None and rate_limits.poll else {}
+    await votes.prefetch_polls(poll_ids - over.keys())
     # All started before any is awaited, so that the whole batch shares one group commit.
-    started = [_start_one(votes, raw) for raw in request.votes]
+    started = [_start_one(votes, raw, over) for raw in request.votes]
     pending = [item for item in started if isinstance(item, asyncio.Future)]
     if pending:
         # Shielded as a whole: a client that hangs up must not cancel commits others wait on.
@@ -60,9 +64,14 @@ async def submit_batch(votes: VoteService, request: BatchRequest) -> bytes:
     return msgspec.json.encode(_BatchResponse(results=items))
 
 
-def _start_one(votes: VoteService, raw: Any) -> BatchItem | asyncio.Future[Accepted]:
+def _start_one(
+    votes: VoteService, raw: Any, over: dict[str, problems.RateLimited]
+) -> BatchItem | asyncio.Future[Accepted]:
     try:
-        return votes.start(vote_from_item(raw))
+        vote = vote_from_item(raw)
+        if vote.poll_id in over:
+            return _problem_item(over[vote.poll_id])
+        return votes.start(vote)
     except problems.Problem as problem:
         return _problem_item(problem)
 

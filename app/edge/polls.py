@@ -6,21 +6,23 @@ import csv
 import hmac
 import io
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.params import QueryParameter
 
 from app.core import problems
 from app.core.settings import Settings
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.errors import problem_specs
 from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, get_or_head, none_match, require_json_body
+from app.eligibility import invitations
 from app.polls.results import Results, load_results
 from app.polls.store import Option, Poll, PollSpec, close_poll, create_poll, load_poll
-from app.polls.validation import InvalidPoll
+from app.polls.validation import INVITE, InvalidPoll
 
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
@@ -33,6 +35,8 @@ class PollCreated(msgspec.Struct):
     closes_at: int | None
     late_grace_seconds: int
     url: str
+    eligibility: str
+    difficulty: int
 
 
 def poll_created(poll: Poll, settings: Settings) -> PollCreated:
@@ -42,8 +46,52 @@ def poll_created(poll: Poll, settings: Settings) -> PollCreated:
         options=poll.options,
         closes_at=poll.closes_at,
         late_grace_seconds=poll.late_grace_seconds,
-        url=f"{settings.base_url}/polls/{poll.id}",
+        url=poll_url(poll.id, settings),
+        eligibility=poll.eligibility,
+        difficulty=poll.difficulty,
     )
+
+
+def poll_url(poll_id: str, settings: Settings) -> str:
+    return f"{settings.base_url}/polls/{poll_id}"
+
+
+class InvitationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    count: Annotated[int, msgspec.Meta(ge=1, le=invitations.MAX_PER_REQUEST)]
+
+
+class Invitation(msgspec.Struct):
+    code: str
+    url: str
+    """The poll page with the code in the fragment: a browser never sends it in a request."""
+
+
+class InvitationList(msgspec.Struct):
+    poll_id: str
+    invitations: list[Invitation]
+
+
+async def issue_invitations(db: Any, key: bytes, poll_id: str, count: int, settings: Settings) -> InvitationList:
+    """New invitations for an `invite` poll (the admin API and `litestar polls invite`)."""
+    poll = await load_poll(db, poll_id)
+    if poll is None:
+        raise problems.PollNotFound.named(poll_id)
+    if poll.eligibility != INVITE:
+        raise problems.InvalidRequest(
+            f"Poll {poll_id!r} is a {poll.eligibility!r} poll; invitations are for invite polls."
+        )
+    codes = await invitations.issue(db, key, poll_id, count)
+    url = poll_url(poll_id, settings)
+    return InvitationList(poll_id, [Invitation(code, f"{url}#invite={code}") for code in codes])
+
+
+def invitations_csv(issued: InvitationList) -> str:
+    """One row per invitation, for a mail merge or printing."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["poll_id", "code", "url"])
+    writer.writerows([issued.poll_id, i.code, i.url] for i in issued.invitations)
+    return out.getvalue()
 
 
 def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -109,6 +157,40 @@ class PollController(Controller):
             raise problems.PollNotFound.named(poll_id)
         await poll_news.announce(poll.id)
         return poll
+
+    @post(
+        "/{poll_id:str}/invitations",
+        guards=[require_admin],
+        operation_id="issueInvitations",
+        summary="Issue single-use invitations for an invite poll (admin)",
+        description="Each code admits one device key, forever; only its keyed hash is kept, so this answer is "
+        "the only copy. `format=csv` answers text/csv for a mail merge. See docs/abuse.md.",
+        before_request=require_json_body,
+        opt={"invalid_body_problem": problems.InvalidRequest},
+        status_code=201,
+        responses=problem_specs(
+            problems.InvalidRequest,
+            problems.MalformedJson,
+            problems.DuplicateHeader,
+            problems.Unauthorized,
+            problems.PollNotFound,
+            problems.UnsupportedMediaType,
+        ),
+        security=[{"bearer": []}],
+    )
+    async def invite(
+        self,
+        request: Request[Any, Any, Any],
+        data: ClosedJsonBody[InvitationRequest],
+        db: DatabaseDep,
+        settings: SettingsDep,
+        poll_id: PollId,
+        format: Annotated[Literal["json", "csv"], QueryParameter(name="format")] = "json",
+    ) -> Response[Any]:
+        issued = await issue_invitations(db, request.app.state.eligibility_key, poll_id, data.count, settings)
+        if format == "csv":
+            return Response(invitations_csv(issued), media_type="text/csv; charset=utf-8", status_code=201)
+        return Response(issued, status_code=201)
 
     @get_or_head(
         "/{poll_id:str}",

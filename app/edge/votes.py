@@ -38,6 +38,7 @@ from app.edge.http import (
     get_or_head,
     require_json_body,
 )
+from app.eligibility.rate_limits import RateLimits
 from app.votes.acceptance import vote_from_request
 from app.votes.service import VoteService
 
@@ -79,7 +80,7 @@ class DeviceRegistered(msgspec.Struct):
     """When the service first saw the key in this poll, in ms since the epoch by its own clock."""
 
 
-def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
+def vote_routes(votes: VoteService, rate_limits: RateLimits | None = None) -> list[HTTPRouteHandler]:
     @post(
         "/api/v1/polls/{poll_id:str}/votes",
         before_request=_read_vote,
@@ -111,6 +112,11 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
                 problems.InvalidSignature,
                 problems.UnknownOption,
                 problems.ClockInFuture,
+                problems.NotEligible,
+                problems.InvitationUsed,
+                problems.InvitationUnknown,
+                problems.ProofOfWorkRequired,
+                problems.RateLimited,
                 problems.ServiceUnavailable,
             ),
         },
@@ -153,11 +159,12 @@ def vote_routes(votes: VoteService) -> list[HTTPRouteHandler]:
                 problems.InvalidRequest,
                 problems.PayloadTooLarge,
                 problems.UnsupportedMediaType,
+                problems.RateLimited,
             ),
         },
     )
     async def cast_votes(data: ClosedJsonBody[BatchRequest]) -> Response[bytes]:
-        return Response(content=await submit_batch(votes, data), media_type=JSON)
+        return Response(content=await submit_batch(votes, data, rate_limits), media_type=JSON)
 
     @post(
         "/api/v1/polls/{poll_id:str}/devices",

@@ -7,22 +7,26 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Collection
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from sqlalchemy import insert, or_, select, update
 
 from app.core.protocol import ID_PATTERN, Identifier, Millis
 from app.polls.validation import (
+    MAX_DIFFICULTY,
     MAX_LABEL_CHARS,
     MAX_LATE_GRACE_SECONDS,
     MAX_OPTIONS,
     MAX_QUESTION_CHARS,
+    MIN_DIFFICULTY,
     MIN_OPTIONS,
+    PROOF_OF_WORK,
     InvalidPoll,
     check_closing,
     clean_labels,
     clean_text,
+    difficulty_for,
 )
 from app.storage.db import Database
 from app.storage.schema import options as options_table
@@ -61,6 +65,10 @@ class Poll(msgspec.Struct):
     late_grace_seconds: int = 0
     created_at: int = 0
     """When the poll was created, in ms since the epoch by the service's clock."""
+    eligibility: str = PROOF_OF_WORK
+    """Who may vote: `invite`, `proof-of-work` or `anyone` (docs/abuse.md)."""
+    difficulty: int = 0
+    """Leading zero bits a proof-of-work stamp's hash needs; 0 in the other modes."""
 
     def option_ids(self) -> set[str]:
         return {option.id for option in self.options}
@@ -91,6 +99,22 @@ class PollSpec(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ] = None
     late_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_LATE_GRACE_SECONDS)] = 0
+    eligibility: Literal["invite", "proof-of-work", "anyone"] = "proof-of-work"
+    """Who may vote; see docs/abuse.md."""
+    difficulty: Annotated[
+        int | None,
+        msgspec.Meta(
+            extra_json_schema={
+                "extra": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": MIN_DIFFICULTY, "maximum": MAX_DIFFICULTY},
+                        {"type": "null"},
+                    ]
+                }
+            }
+        ),
+    ] = None
+    """Proof-of-work polls only: leading zero bits of the stamp's hash; the default when null."""
 
 
 async def load_poll(db: Database, poll_id: str) -> Poll | None:
@@ -119,6 +143,8 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
             closes_at=row.closes_at,
             late_grace_seconds=row.late_grace_seconds,
             created_at=row.created_at,
+            eligibility=row.eligibility,
+            difficulty=row.difficulty,
         )
         for row in poll_rows
     }
@@ -128,6 +154,9 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
     """Creates the poll `spec` describes, or raises InvalidPoll (app/polls/validation.py)."""
     created_at = int(time.time() * 1000)
     check_closing(spec.closes_at, spec.late_grace_seconds, created_at)
+    difficulty = difficulty_for(spec.eligibility, spec.difficulty)
+    if spec.eligibility == PROOF_OF_WORK and not MIN_DIFFICULTY <= difficulty <= MAX_DIFFICULTY:
+        raise InvalidPoll(f"difficulty must be {MIN_DIFFICULTY} to {MAX_DIFFICULTY} bits.")
     poll = Poll(
         id=secrets.token_urlsafe(POLL_ID_BYTES),
         question=clean_text(spec.question, "question", MAX_QUESTION_CHARS),
@@ -135,6 +164,8 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
         closes_at=spec.closes_at,
         late_grace_seconds=spec.late_grace_seconds,
         created_at=created_at,
+        eligibility=spec.eligibility,
+        difficulty=difficulty,
     )
     async with db.write() as conn:
         await conn.execute(
@@ -144,6 +175,8 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
                 closes_at=poll.closes_at,
                 late_grace_seconds=poll.late_grace_seconds,
                 created_at=poll.created_at,
+                eligibility=poll.eligibility,
+                difficulty=poll.difficulty,
             )
         )
         await conn.execute(

@@ -13,6 +13,16 @@ MAX_LABEL_CHARS = 200
 MAX_LATE_GRACE_SECONDS = 7 * 24 * 3600
 MAX_OPEN_MS = 366 * 24 * 3600 * 1000  # the furthest closes_at may lie ahead: a year and a day
 
+# Who may vote (docs/abuse.md). Proof of work is the default: it needs no roll and works offline.
+INVITE = "invite"
+PROOF_OF_WORK = "proof-of-work"
+ANYONE = "anyone"
+ELIGIBILITY_MODES = (INVITE, PROOF_OF_WORK, ANYONE)
+# Leading zero bits of the stamp's SHA-256; docs/abuse.md measures the default.
+MIN_DIFFICULTY = 8
+MAX_DIFFICULTY = 24
+DEFAULT_DIFFICULTY = 19
+
 # Format characters (Cf) reorder or hide text (bidi overrides, zero-width spaces) and are refused,
 # but for the joiners that scripts such as Persian and emoji sequences need, and emoji tag
 # sequences (subdivision flags).
@@ -81,3 +91,12 @@ _KINDS = {"Cc": "a control character", "Cf": "an invisible formatting character"
 def _describe(char: str) -> str:
     kind = _KINDS.get(unicodedata.category(char), "a line or paragraph separator")
     return f"U+{ord(char):04X} ({unicodedata.name(char, kind)})"
+
+
+def difficulty_for(eligibility: str, difficulty: int | None) -> int:
+    """The stamp's difficulty a poll keeps: only a proof-of-work poll has one (0 otherwise)."""
+    if eligibility != PROOF_OF_WORK:
+        if difficulty is not None:
+            raise InvalidPoll(f"difficulty applies to proof-of-work polls only, not {eligibility!r}.")
+        return 0
+    return DEFAULT_DIFFICULTY if difficulty is None else difficulty

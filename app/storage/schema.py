@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -32,6 +33,9 @@ polls = Table(
     Column("created_at", BigInteger, nullable=False),
     # Votes accepted so far; the next accepted vote takes vote_count + 1 as its seq.
     Column("vote_count", BigInteger, nullable=False, server_default="0"),
+    # Who may vote (docs/abuse.md): polls made before modes existed keep taking every vote.
+    Column("eligibility", String(16), nullable=False, server_default="anyone"),
+    Column("difficulty", Integer, nullable=False, server_default="0"),  # proof-of-work bits
 )
 
 options = Table(
@@ -78,6 +82,19 @@ devices = Table(
     Column("public_key", LargeBinary(32), primary_key=True),
     Column("registered_at", BigInteger, nullable=False),  # ms since the epoch, the service's clock
     ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
+
+# The voter roll of an `invite` poll: one row per invitation, stored only as a keyed hash of its
+# code (app/eligibility/invitations.py), bound to the first device key it admitted, forever.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("code_hash", LargeBinary(32), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=True),
+    Column("admitted_at", BigInteger, nullable=True),  # ms since the epoch, the service's clock
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+    Index("ix_invitations_poll_id_public_key", "poll_id", "public_key"),
 )
 
 # The public ballot log (app/ballot_log/): its entries are the votes rows in seq order; these hold

@@ -9,6 +9,11 @@
    (`arrives_late`), only a device key the service registered before the close may vote
    (`late_problem`, app/votes/devices.py). A vote stopped here that was stored earlier still gets
    its receipt: see VoteService.
+   Then who may vote (docs/abuse.md), cheapest first: a `proof-of-work` poll's stamp, one SHA-256
+   (`poll_problem`, before any signature is checked); an `invite` poll's roll (`needs_admission`),
+   after the signature, since admitting a key binds an invitation to it for good
+   (app/eligibility/invitations.py). Rate limits come before all of these, per request
+   (app/eligibility/rate_limits.py).
 4. Inside the transaction that stores it (`decide`), against committed rows and the rest of its
    batch: the key's stored vote (a replay, or a reuse of the key for another vote), the
    signature (checked in batches as votes arrive, app/votes/crypto.py), the device (one vote per
@@ -30,7 +35,9 @@ from sqlalchemy.engine import Connection
 
 from app.core import problems
 from app.core.protocol import Ballot, Vote
+from app.eligibility.stamps import stamp_valid
 from app.polls.cache import CachedPoll
+from app.polls.validation import INVITE, PROOF_OF_WORK
 from app.votes.idempotency import idempotency_key_from
 from app.votes.rows import devices_that_voted, poll_window, registered_by, reserve_seqs, stored_by_key
 
@@ -43,6 +50,8 @@ LATE_UNREGISTERED = (
 KEY_REUSED = "This idempotency key was already used for a different vote."
 ALREADY_VOTED = "This device's key has already cast a vote in this poll."
 INVALID_SIGNATURE = "The signature does not verify against public_key."
+STAMP_MISSING = "This poll needs a proof-of-work stamp with each vote, made for its poll and public_key."
+STAMP_WRONG = "The stamp does not meet the poll's difficulty of {bits} bits for this poll and public_key."
 
 _decode_vote = msgspec.json.Decoder(Vote).decode
 _AT_FIELD = re.compile(r"(?s)(.*) - at `\$\.([^`]*)`")
@@ -143,7 +152,18 @@ def poll_problem(vote: Vote, poll: CachedPoll | None, now_ms: int) -> problems.P
         vote.created_at > closes_at or now_ms > closes_at + poll.poll.late_grace_seconds * 1000
     ):
         return problems.PollClosed(f"Poll {vote.poll_id!r} closed at {closes_at} ms.")
+    if poll.poll.eligibility == PROOF_OF_WORK and not stamp_valid(
+        vote.poll_id, vote.public_key, vote.stamp, poll.poll.difficulty
+    ):
+        if vote.stamp is None:
+            return problems.ProofOfWorkRequired(STAMP_MISSING)
+        return problems.ProofOfWorkRequired(STAMP_WRONG.format(bits=poll.poll.difficulty))
     return None
+
+
+def needs_admission(poll: CachedPoll) -> bool:
+    """Whether the vote's key must be on the poll's roll (checked against the database)."""
+    return poll.poll.eligibility == INVITE
 
 
 def arrives_late(poll: CachedPoll, now_ms: int) -> bool:

@@ -13,15 +13,18 @@ from sqlalchemy import select
 from app.core import problems
 from app.core.keys import KeyRing
 from app.core.protocol import Ballot, Vote, b64url_checked
+from app.eligibility import invitations
 from app.polls.cache import PollCache
 from app.storage.db import Database
 from app.storage.schema import votes
 from app.votes import devices
 from app.votes.acceptance import (
+    INVALID_SIGNATURE,
     Accepted,
     arrives_late,
     in_flight_problem,
     late_problem,
+    needs_admission,
     poll_problem,
     stored_answer,
 )
@@ -76,10 +79,14 @@ class VoteService:
         self.polls = PollCache(db)
         self.committer = committer or GroupCommitter(CommitEngine(db), clock)
         self._in_flight: dict[str, _Flight] = {}
+        self.eligibility_key: bytes | None = None
+        """Hashes invitation codes (app/eligibility/secret.py); set by `open`."""
 
-    def open(self, keys: KeyRing) -> None:
-        """Called at startup, once the receipt keys are loaded: until then no vote is accepted."""
+    def open(self, keys: KeyRing, eligibility_key: bytes | None = None) -> None:
+        """Called at startup, once the keys are loaded: until then no vote is accepted (nor, without
+        an eligibility key, any vote in an `invite` poll)."""
         self.committer.keys = keys
+        self.eligibility_key = eligibility_key
 
     @property
     def on_accepted(self) -> list[Callable[[str, str], None]]:
@@ -116,7 +123,12 @@ class VoteService:
         poll = self.polls.cached(vote.poll_id)
         now = self.clock()
         outcome: asyncio.Future[Accepted]
-        if poll is not None and poll_problem(vote, poll, now) is None and not arrives_late(poll, now):
+        if (
+            poll is not None
+            and poll_problem(vote, poll, now) is None
+            and not arrives_late(poll, now)
+            and not needs_admission(poll)
+        ):
             # The hot path: a vote for a warm poll that passes its checks goes straight to the
             # group commit, with no task of its own.
             outcome = self.committer.enqueue(ballot)
@@ -155,6 +167,8 @@ class VoteService:
             closes_at = poll.poll.closes_at
             assert closes_at is not None
             problem = late_problem(await devices.registered_by(self.db, vote.poll_id, ballot.public_key, closes_at))
+        if problem is None and poll is not None and needs_admission(poll):
+            problem = await self._admission_problem(ballot)
         if problem is not None:
             if poll is None:
                 # No vote can be stored for a poll that does not exist: no need to look for one.
@@ -166,6 +180,17 @@ class VoteService:
                 return replay
             raise problem
         return await self.committer.commit(ballot)
+
+    async def _admission_problem(self, ballot: Ballot) -> problems.Problem | None:
+        # The signature first: only the key's holder may bind an invitation to it.
+        if not ballot.signature_verifies():
+            return problems.InvalidSignature(INVALID_SIGNATURE)
+        if self.eligibility_key is None:
+            return problems.ServiceUnavailable("The service has not loaded its eligibility key.")
+        vote = ballot.vote
+        return await invitations.admit(
+            self.db, self.eligibility_key, vote.poll_id, ballot.public_key, vote.invitation, self.clock()
+        )
 
     async def _replay(self, idempotency_key: str, request_hash: bytes) -> Accepted | None:
         async with self.db.read() as conn:

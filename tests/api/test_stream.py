@@ -40,7 +40,9 @@ async def http(service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def remote_poll(http: httpx.AsyncClient, service: ServiceProcess) -> dict[str, Any]:
     response = await http.post(
-        "/api/v1/polls", json={"question": "Tea?", "options": ["Yes", "No"]}, headers=service.admin_headers()
+        "/api/v1/polls",
+        json={"question": "Tea?", "options": ["Yes", "No"], "eligibility": "anyone"},
+        headers=service.admin_headers(),
     )
     assert response.status_code == 201, response.text
     return response.json()

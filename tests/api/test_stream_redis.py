@@ -95,7 +95,7 @@ def _children(parent: int) -> list[int]:
 
 async def test_vote_on_one_worker_reaches_streams_on_every_worker(workers, redis, prefix):
     async with httpx.AsyncClient(base_url=workers.base_url, timeout=10) as admin:
-        spec = {"question": "Q?", "options": ["A", "B"]}
+        spec = {"question": "Q?", "options": ["A", "B"], "eligibility": "anyone"}
         poll = (await admin.post("/api/v1/polls", json=spec, headers=workers.admin_headers())).json()
     async with AsyncExitStack() as stack:
         by_worker: dict[int, list[EventStream]] = {}

@@ -87,7 +87,7 @@ def service(tmp_path: Path, private_redis: PrivateRedis) -> Iterator[ServiceProc
 
 async def test_streams_resume_with_the_missed_counts_once_redis_is_back(service, private_redis):
     async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
-        spec = {"question": "Q?", "options": ["A", "B"]}
+        spec = {"question": "Q?", "options": ["A", "B"], "eligibility": "anyone"}
         poll = (await http.post("/api/v1/polls", json=spec, headers=service.admin_headers())).json()
         async with open_stream(http, poll["id"]) as stream:
             assert (await stream.next_results()).id == "0"
