@@ -79,9 +79,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         log_signer = LogSigner.load(self.settings.data_dir, self.settings.base_url)
         self.votes.open(keys, eligibility_key)
         self.rate_limits.open(eligibility_key)
-        app.state.update(
-            receipt_keys=keys, admin_token=token, eligibility_key=eligibility_key, log_signer=log_signer
-        )
+        app.state.update(receipt_keys=keys, admin_token=token, eligibility_key=eligibility_key, log_signer=log_signer)
         # The ballot log's sequencer: beside the vote path, never in it (app/ballot_log/integrator.py).
         base_url = self.settings.base_url
         # Its reads have their own connections (the vote path's pool is not theirs to take); its
