@@ -143,3 +143,12 @@ def test_polls_close_names_an_unknown_poll(tmp_path):
 
     assert result.returncode != 0
     assert "There is no poll 'no-such-poll'." in result.stderr
+
+
+def test_poll_ids_never_start_with_a_dash_a_command_line_would_take_for_an_option():
+    from app.polls.store import new_poll_id
+
+    ids = [new_poll_id() for _ in range(2000)]  # about 1 in 64 random ids would start with "-"
+
+    assert not [poll_id for poll_id in ids if poll_id.startswith("-")]
+    assert all(len(poll_id) == 16 for poll_id in ids)

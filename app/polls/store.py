@@ -150,6 +150,14 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
     }
 
 
+def new_poll_id() -> str:
+    """A random id that does not start with "-": a command line would take it for an option
+    (`litestar polls close -x…`)."""
+    while (poll_id := secrets.token_urlsafe(POLL_ID_BYTES)).startswith("-"):
+        pass
+    return poll_id
+
+
 async def create_poll(db: Database, spec: PollSpec) -> Poll:
     """Creates the poll `spec` describes, or raises InvalidPoll (app/polls/validation.py)."""
     created_at = int(time.time() * 1000)
@@ -158,7 +166,7 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
     if spec.eligibility == PROOF_OF_WORK and not MIN_DIFFICULTY <= difficulty <= MAX_DIFFICULTY:
         raise InvalidPoll(f"difficulty must be {MIN_DIFFICULTY} to {MAX_DIFFICULTY} bits.")
     poll = Poll(
-        id=secrets.token_urlsafe(POLL_ID_BYTES),
+        id=new_poll_id(),
         question=clean_text(spec.question, "question", MAX_QUESTION_CHARS),
         options=_options_from(spec.options),
         closes_at=spec.closes_at,
