@@ -74,12 +74,24 @@ def polls_group() -> None:
 @click.option("--option", "options", multiple=True, required=True, help="An answer; repeat for each.")
 @click.option("--closes-at", default=None, help="ISO 8601 date-time after which votes are refused.")
 @click.option("--late-grace-seconds", default=0, type=click.IntRange(0), help="Accept late delivery this long.")
+@click.option(
+    "--results-visibility",
+    default="always",
+    type=click.Choice(["always", "after-voting", "after-closing"]),
+    help="Who sees the counts before the poll closes.",
+)
 @click.pass_context
 def create_poll_command(
-    ctx: click.Context, question: str, options: tuple[str, ...], closes_at: str | None, late_grace_seconds: int
+    ctx: click.Context,
+    question: str,
+    options: tuple[str, ...],
+    closes_at: str | None,
+    late_grace_seconds: int,
+    results_visibility: str,
 ) -> None:
+    """Prints the poll with its manage_url, shown this once: only its SHA-256 is stored."""
     from app.edge.polls import poll_created
-    from app.polls.store import PollSpec, create_poll
+    from app.polls.store import PollSpec, create_poll, new_manage_token
     from app.polls.validation import InvalidPoll
 
     try:
@@ -89,6 +101,7 @@ def create_poll_command(
                 "options": list(options),
                 "closes_at": parse_instant(closes_at) if closes_at else None,
                 "late_grace_seconds": late_grace_seconds,
+                "results_visibility": results_visibility,
             },
             PollSpec,
         )
@@ -96,11 +109,12 @@ def create_poll_command(
         raise click.UsageError(str(error)) from None
 
     async def work(db: Database, settings: Settings) -> bytes:
+        token = new_manage_token()
         try:
-            poll = await create_poll(db, spec)
+            poll = await create_poll(db, spec, manage_token=token)
         except InvalidPoll as error:
             raise click.UsageError(str(error)) from None
-        return msgspec.json.encode(poll_created(poll, settings))
+        return msgspec.json.encode(poll_created(poll, settings, token))
 
     click.echo(_run(ctx, work).decode())
 

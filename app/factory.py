@@ -124,7 +124,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Offline-first vote service",
             path="/schema",
             version="1",
-            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    # A poll's own capability: `Authorization: Manage TOKEN` (docs/organisers.md).
+                    "manage": SecurityScheme(type="http", scheme="Manage"),
+                }
+            ),
         ),
     )
     answer_head_on_schema_routes(app)

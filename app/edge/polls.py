@@ -5,25 +5,44 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import re
 import time
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, post, put
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
 from litestar.handlers import BaseRouteHandler
 
 from app.core import problems
+from app.core.protocol import ID_PATTERN, PUBLIC_KEY_B64_LEN, b64url_checked
 from app.core.settings import Settings
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.errors import problem_specs
 from app.edge.http import ClosedJsonBody, JsonBodyRequest, PollId, get_or_head, none_match, require_json_body
 from app.polls.results import Results, load_results
-from app.polls.store import Option, Poll, PollSpec, close_poll, create_poll, load_poll
+from app.polls.store import (
+    Option,
+    Poll,
+    PollSpec,
+    ResultsVisibility,
+    close_poll,
+    create_poll,
+    has_voted,
+    load_poll,
+    manage_token_matches,
+    new_manage_token,
+    set_results_visibility,
+)
 from app.polls.validation import InvalidPoll
 
 RESULTS_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
+# Counts read with an organiser's token, or by a device that voted, are that reader's alone.
+PRIVATE_CACHE_CONTROL = "private, no-store"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
+WWW_AUTHENTICATE = 'Bearer realm="admin", Manage realm="poll"'
+_VOTER_KEY = re.compile(rf"[A-Za-z0-9_-]{{{PUBLIC_KEY_B64_LEN}}}")
 
 
 class PollCreated(msgspec.Struct):
@@ -33,9 +52,16 @@ class PollCreated(msgspec.Struct):
     closes_at: int | None
     late_grace_seconds: int
     url: str
+    results_visibility: ResultsVisibility = "always"
+    manage_url: str | None = None
+    """The poll's manage link, given this once: only its SHA-256 is kept (docs/organisers.md)."""
 
 
-def poll_created(poll: Poll, settings: Settings) -> PollCreated:
+class VisibilityChange(msgspec.Struct, forbid_unknown_fields=True):
+    results_visibility: ResultsVisibility
+
+
+def poll_created(poll: Poll, settings: Settings, manage_token: str | None = None) -> PollCreated:
     return PollCreated(
         id=poll.id,
         question=poll.question,
@@ -43,16 +69,76 @@ def poll_created(poll: Poll, settings: Settings) -> PollCreated:
         closes_at=poll.closes_at,
         late_grace_seconds=poll.late_grace_seconds,
         url=f"{settings.base_url}/polls/{poll.id}",
+        results_visibility=poll.results_visibility,
+        manage_url=None if manage_token is None else manage_url(settings, poll.id, manage_token),
     )
 
 
-def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def manage_url(settings: Settings, poll_id: str, token: str) -> str:
+    """The token rides in the fragment, which browsers never send: it stays out of access logs,
+    proxies and Referer headers; the manage page's script reads it and sends it as a header."""
+    return f"{settings.base_url}/polls/{poll_id}/manage#key={token}"
+
+
+def _credentials(headers: Headers) -> tuple[str, str]:
+    scheme, _sep, presented = headers.get("authorization", "").partition(" ")
+    return scheme.lower(), presented.strip()
+
+
+def is_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     token: str = connection.app.state.admin_token
-    scheme, _sep, presented = connection.headers.get("authorization", "").partition(" ")
-    presented = presented.strip()
+    scheme, presented = _credentials(connection.headers)
     # An empty token never opens anything, whatever the configured one turned out to be.
-    if scheme.lower() != "bearer" or not presented or not hmac.compare_digest(presented.encode(), token.encode()):
-        raise problems.Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+    return scheme == "bearer" and bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not is_admin(connection):
+        raise problems.Unauthorized(headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+
+
+async def is_organiser(connection: ASGIConnection[Any, Any, Any, Any], poll_id: str) -> bool:
+    """The admin token, or this poll's manage token (`Authorization: Manage TOKEN`)."""
+    scheme, presented = _credentials(connection.headers)
+    if scheme == "manage":
+        return await manage_token_matches(connection.app.state.db, poll_id, presented)
+    return is_admin(connection)
+
+
+async def require_organiser(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    poll_id = str(connection.path_params.get("poll_id", ""))
+    if await is_organiser(connection, poll_id):
+        return
+    if _credentials(connection.headers)[0] == "manage":
+        raise problems.Forbidden("This manage token does not manage this poll.")
+    raise problems.Unauthorized(
+        "Send the admin token (Authorization: Bearer …) or the poll's manage token (Authorization: Manage …).",
+        headers={"WWW-Authenticate": WWW_AUTHENTICATE},
+    )
+
+
+async def results_reader(request: Request[Any, Any, Any], db: Any, poll_id: str) -> str:
+    """The Cache-Control for these counts, or ResultsHidden when this reader may not see them yet.
+
+    after-voting: a device shows it voted by naming its per-poll public key (`?voter=KEY`) with a
+    counted vote. A key is no secret once a ballot log is published: this keeps counts from swaying
+    voters, it does not keep them secret (docs/organisers.md)."""
+    if not re.fullmatch(ID_PATTERN, poll_id):
+        raise problems.PollNotFound.named(poll_id)
+    poll = await load_poll(db, poll_id)
+    if poll is None:
+        raise problems.PollNotFound.named(poll_id)
+    withheld = poll.results_withheld(int(time.time() * 1000))
+    if withheld is None:
+        return RESULTS_CACHE_CONTROL
+    if await is_organiser(request, poll_id):
+        return PRIVATE_CACHE_CONTROL
+    if withheld == "after-voting":
+        voter = request.query_params.get("voter", "")
+        if _VOTER_KEY.fullmatch(voter) and await has_voted(db, poll_id, b64url_checked(voter)):
+            return PRIVATE_CACHE_CONTROL
+        raise problems.ResultsHidden("Results are shown after you vote: a device sees them once its vote is counted.")
+    raise problems.ResultsHidden("Results are shown after the poll closes.")
 
 
 class PollController(Controller):
@@ -84,27 +170,57 @@ class PollController(Controller):
     async def create(
         self, data: ClosedJsonBody[PollSpec], db: DatabaseDep, settings: SettingsDep, poll_news: PollNewsDep
     ) -> PollCreated:
+        token = new_manage_token()
         try:
-            poll = await create_poll(db, data)
+            poll = await create_poll(db, data, manage_token=token)
         except InvalidPoll as error:
             raise problems.InvalidPoll(str(error)) from None
         await poll_news.announce(poll.id)
-        return poll_created(poll, settings)
+        return poll_created(poll, settings, token)
 
     @post(
         "/{poll_id:str}/close",
-        guards=[require_admin],
+        guards=[require_organiser],
         status_code=200,
         operation_id="closePoll",
-        summary="Close a poll now (admin)",
+        summary="Close a poll now (admin, or the poll's manage token)",
         description="Votes cast before now may still arrive within the poll's late-delivery grace, from devices "
         "the service saw before now; every other vote is refused (410 poll-closed) from this answer on, on every "
         "node. A poll that has closed already stays as it was. See docs/protocol.md, Polls.",
-        responses=problem_specs(problems.InvalidRequest, problems.Unauthorized, problems.PollNotFound),
-        security=[{"bearer": []}],
+        responses=problem_specs(
+            problems.InvalidRequest, problems.Unauthorized, problems.Forbidden, problems.PollNotFound
+        ),
+        security=[{"bearer": []}, {"manage": []}],
     )
     async def close(self, db: DatabaseDep, poll_id: PollId, poll_news: PollNewsDep) -> Poll:
         poll = await close_poll(db, poll_id, int(time.time() * 1000))
+        if poll is None:
+            raise problems.PollNotFound.named(poll_id)
+        await poll_news.announce(poll.id)
+        return poll
+
+    @put(
+        "/{poll_id:str}/results-visibility",
+        guards=[require_organiser],
+        operation_id="setResultsVisibility",
+        summary="Who may see the counts before the poll closes (admin, or the poll's manage token)",
+        description="always, after-voting or after-closing. See docs/organisers.md.",
+        before_request=require_json_body,
+        opt={"invalid_body_problem": problems.InvalidRequest},
+        responses=problem_specs(
+            problems.InvalidRequest,
+            problems.MalformedJson,
+            problems.Unauthorized,
+            problems.Forbidden,
+            problems.PollNotFound,
+            problems.UnsupportedMediaType,
+        ),
+        security=[{"bearer": []}, {"manage": []}],
+    )
+    async def set_visibility(
+        self, data: ClosedJsonBody[VisibilityChange], db: DatabaseDep, poll_id: PollId, poll_news: PollNewsDep
+    ) -> Poll:
+        poll = await set_results_visibility(db, poll_id, data.results_visibility)
         if poll is None:
             raise problems.PollNotFound.named(poll_id)
         await poll_news.announce(poll.id)
@@ -126,13 +242,16 @@ class PollController(Controller):
         "/{poll_id:str}/results",
         operation_id="getResults",
         summary="Counts per option; cacheable, with an ETag",
-        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound),
+        description="403 results-hidden while the poll's results visibility withholds them from this reader: "
+        "an organiser's token, or `?voter=KEY` naming a device key with a counted vote (after-voting), reads them.",
+        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.ResultsHidden),
     )
     async def results(self, request: Request[Any, Any, Any], db: DatabaseDep, poll_id: PollId) -> Response[Any]:
+        cache_control = await results_reader(request, db, poll_id)
         results = await load_results(db, poll_id)
         if results is None:
             raise problems.PollNotFound.named(poll_id)
-        headers = {"ETag": results.etag, "Cache-Control": RESULTS_CACHE_CONTROL}
+        headers = {"ETag": results.etag, "Cache-Control": cache_control}
         if none_match(request.headers.get("if-none-match"), results.etag):
             return Response(content=b"", status_code=304, headers=headers)
         return Response(content=results, headers=headers)
@@ -142,14 +261,15 @@ class PollController(Controller):
         operation_id="getResultsCsv",
         summary="Counts per option as CSV (RFC 4180): option_id,label,votes, one row per option",
         media_type=CSV_MEDIA_TYPE,
-        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound),
+        responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.ResultsHidden),
     )
-    async def results_csv(self, db: DatabaseDep, poll_id: PollId) -> Response[str]:
+    async def results_csv(self, request: Request[Any, Any, Any], db: DatabaseDep, poll_id: PollId) -> Response[str]:
+        cache_control = await results_reader(request, db, poll_id)
         results = await load_results(db, poll_id)
         if results is None:
             raise problems.PollNotFound.named(poll_id)
         headers = {
-            "Cache-Control": RESULTS_CACHE_CONTROL,
+            "Cache-Control": cache_control,
             "Content-Disposition": f'attachment; filename="{poll_id}-results.csv"',
         }
         return Response(content=results_as_csv(results), media_type=CSV_MEDIA_TYPE, headers=headers)

@@ -32,6 +32,10 @@ polls = Table(
     Column("created_at", BigInteger, nullable=False),
     # Votes accepted so far; the next accepted vote takes vote_count + 1 as its seq.
     Column("vote_count", BigInteger, nullable=False, server_default="0"),
+    # SHA-256 of the poll's manage token (app/polls/store.py): a copy of the database opens nothing.
+    Column("manage_hash", LargeBinary(32), nullable=True),
+    # always | after-voting | after-closing: who may read the counts before the poll closes.
+    Column("results_visibility", String(16), nullable=False, server_default="always"),
 )
 
 options = Table(
