@@ -35,6 +35,10 @@ TEMPLATES = ROOT / "app" / "edge" / "templates"
 
 PAGE_ENTRY = "frontend/page.js"
 STYLESHEET = "frontend/style.css"
+# The organiser's pages have their own script and styles, off the voter's critical path (the
+# service worker precaches them with the rest, in the background, like every built asset).
+ORGANISER_ENTRY = "frontend/organiser.js"
+ORGANISER_STYLESHEET = "frontend/organiser.css"
 SW_ENTRY = "sw/sw.js"
 SW_MANIFEST_MODULE = "sw/manifest.js"  # replaced in the bundle by the generated precache list
 PAGE_TEMPLATE = "poll.html"
@@ -365,6 +369,10 @@ def build(
     style_css = minify_css(source_root / STYLESHEET)
     assets = [Asset("page.js", "", page_js), Asset("style.css", "", style_css)]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
+    assets += [
+        Asset("organiser.js", "", minify_js(bundle(source_root / ORGANISER_ENTRY))),
+        Asset("organiser.css", "", minify_css(source_root / ORGANISER_STYLESHEET)),
+    ]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"
     urls = {a.name: asset_url(base_url, a.path) for a in assets}

@@ -30,6 +30,7 @@ from app.edge.security import add_security_headers
 from app.edge.stream import stream_results
 from app.edge.votes import list_keys, vote_routes
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
+from app.organiser.pages import organiser_handlers
 from app.storage.db import Database
 from app.storage.files import make_private_dir
 from app.storage.first_start import refuse_lost_database
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             list_keys,
             stream_results,
             *health_routes(votes),
+            *organiser_handlers,
             *page_handlers,
         ],
         # Order matters: the live plugin's lifespan needs the vote service open and the channels up.

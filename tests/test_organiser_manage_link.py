@@ -74,12 +74,12 @@ async def test_visibility_changes_with_the_manage_token_or_the_admin_token(clien
     created = await create_poll(client, question="Lunch?", options=["Soup", "Salad"])
     url = f"/api/v1/polls/{created['id']}/results-visibility"
 
-    by_manager = await client.put(
+    by_manager = await client.post(
         url, json={"results_visibility": "after-closing"}, headers={"Authorization": f"Manage {_token(created)}"}
     )
-    by_admin = await client.put(url, json={"results_visibility": "after-voting"}, headers=admin_headers())
-    by_nobody = await client.put(url, json={"results_visibility": "always"})
-    unknown = await client.put(url, json={"results_visibility": "never"}, headers=admin_headers())
+    by_admin = await client.post(url, json={"results_visibility": "after-voting"}, headers=admin_headers())
+    by_nobody = await client.post(url, json={"results_visibility": "always"})
+    unknown = await client.post(url, json={"results_visibility": "never"}, headers=admin_headers())
 
     assert (by_manager.status_code, by_manager.json()["results_visibility"]) == (200, "after-closing")
     assert (by_admin.status_code, by_admin.json()["results_visibility"]) == (200, "after-voting")

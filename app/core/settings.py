@@ -57,6 +57,8 @@ class Settings:
     """Open results streams per client and worker (429 past it); 0 turns the cap off."""
     client_address_header: str | None = None
     """Header in which a trusted reverse proxy names the client (`X-Real-IP`); the TCP peer when unset."""
+    poll_creation: str = "admin"
+    """Who may create polls: `admin` (the admin token) or `open` (anyone, at a bounded rate)."""
 
     @property
     def base_url(self) -> str:
@@ -89,6 +91,7 @@ class Settings:
             max_connections=_count(env, "VOTE_MAX_CONNECTIONS", defaults.max_connections, minimum=1),
             streams_per_client=_count(env, "VOTE_STREAMS_PER_CLIENT", defaults.streams_per_client, minimum=0),
             client_address_header=_header_name("VOTE_CLIENT_ADDRESS_HEADER", env.get("VOTE_CLIENT_ADDRESS_HEADER")),
+            poll_creation=_poll_creation(env.get("VOTE_POLL_CREATION", defaults.poll_creation)),
         )
 
 
@@ -192,4 +195,10 @@ def _header_name(name: str, value: str | None) -> str | None:
         return None
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
         raise SettingsError(f"{name}: expected a header name (A-Z a-z 0-9 -), got {value!r}")
+    return value
+
+
+def _poll_creation(value: str) -> str:
+    if value not in ("admin", "open"):
+        raise SettingsError(f"VOTE_POLL_CREATION: expected admin or open, got {value!r}")
     return value

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, post, put
+from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers
 from litestar.handlers import BaseRouteHandler
@@ -92,8 +92,41 @@ def is_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return scheme == "bearer" and bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
 
 
-def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not is_admin(connection):
+class CreationBudget:
+    """Open creation (VOTE_POLL_CREATION=open): at most LIMIT new polls a minute in this worker,
+    for everyone together. No client address is kept: it bounds the database's growth, not a person."""
+
+    LIMIT = 20
+    WINDOW_S = 60.0
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+
+    def take(self, now: float) -> bool:
+        self._times = [t for t in self._times if now - t < self.WINDOW_S]
+        if len(self._times) >= self.LIMIT:
+            return False
+        self._times.append(now)
+        return True
+
+
+def may_create(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """The admin token always; anyone in open mode, within the creation budget (else RateLimited)."""
+    if is_admin(connection):
+        return True
+    settings: Settings = connection.app.state.settings
+    if settings.poll_creation != "open":
+        return False
+    budget = connection.app.state.setdefault("creation_budget", CreationBudget())
+    if not budget.take(time.monotonic()):
+        raise problems.RateLimited(
+            "Many polls were created just now; try again in a minute.", headers={"Retry-After": "60"}
+        )
+    return True
+
+
+def require_creator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not may_create(connection):
         raise problems.Unauthorized(headers={"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
@@ -148,9 +181,9 @@ class PollController(Controller):
 
     @post(
         "/",
-        guards=[require_admin],
+        guards=[require_creator],
         operation_id="createPoll",
-        summary="Create a poll (admin)",
+        summary="Create a poll (admin; anyone when VOTE_POLL_CREATION=open)",
         description="Texts are NFC-normalised and trimmed; the limits the schema cannot state (visible text, "
         "labels a voter can tell apart, closes_at ahead but not too far) answer 422 invalid-poll. "
         "See docs/protocol.md, Polls.",
@@ -164,6 +197,7 @@ class PollController(Controller):
             problems.PayloadTooLarge,
             problems.UnsupportedMediaType,
             problems.InvalidPoll,
+            problems.RateLimited,
         ),
         security=[{"bearer": []}],
     )
@@ -199,9 +233,10 @@ class PollController(Controller):
         await poll_news.announce(poll.id)
         return poll
 
-    @put(
+    @post(
         "/{poll_id:str}/results-visibility",
         guards=[require_organiser],
+        status_code=200,
         operation_id="setResultsVisibility",
         summary="Who may see the counts before the poll closes (admin, or the poll's manage token)",
         description="always, after-voting or after-closing. See docs/organisers.md.",
