@@ -51,6 +51,7 @@ function enhanceOptions(form) {
   for (const item of list.querySelectorAll("li")) addRemoveButton(list, item);
   const add = document.createElement("button");
   add.type = "button";
+  add.id = "add-option";
   add.textContent = "Add an option";
   add.addEventListener("click", () => {
     if (list.children.length >= max) return say(add, `At most ${max} options`);
