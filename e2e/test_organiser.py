@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
+from voter import open_poll
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +160,19 @@ def test_the_manage_page_without_its_key_says_what_to_do(page: Page, service) ->
     expect(page.get_by_role("alert")).to_contain_text("Open the manage link you saved")
     expect(page.get_by_role("button", name="Close now")).to_be_hidden()
     assert _violations(page) == []
+
+
+def test_after_voting_the_device_sees_the_counts_once_its_vote_is_counted(page: Page, service) -> None:
+    page.set_viewport_size(PHONE)
+    poll = service.create_poll("Counts after voting?", ("Red", "Blue"), results_visibility="after-voting")
+    voter = open_poll(page, service.poll_url(poll), poll)
+    expect(page.get_by_text("Results are shown after you vote")).to_be_visible()
+
+    voter.vote("Red")
+    voter.expect_state("Confirmed")
+
+    expect(page.locator("#results-withheld li")).to_have_text(["Red: 1 vote", "Blue: 0 votes"])
+    page.reload()
+    expect(page.locator("#results-withheld li")).to_have_text(["Red: 1 vote", "Blue: 0 votes"])
+    assert _violations(page) == []
+    _screenshot(page, "voter-results-after-vote")

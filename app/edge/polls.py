@@ -153,9 +153,11 @@ async def require_organiser(connection: ASGIConnection[Any, Any, Any, Any], _: B
 async def results_reader(request: Request[Any, Any, Any], db: Any, poll_id: str) -> str:
     """The Cache-Control for these counts, or ResultsHidden when this reader may not see them yet.
 
-    after-voting: a device shows it voted by naming its per-poll public key (`?voter=KEY`) with a
-    counted vote. A key is no secret once a ballot log is published: this keeps counts from swaying
-    voters, it does not keep them secret (docs/organisers.md)."""
+    after-voting: a device shows it voted by naming its per-poll public key with a counted vote in
+    the Vote-Public-Key header (never the URL: access logs would pair it with an address). A key is
+    no secret once a ballot log is published: this keeps counts from swaying voters, it does not
+    keep them secret (docs/organisers.md). EventSource sends no headers: the stream stays closed
+    to voters of such a poll until it closes."""
     if not re.fullmatch(ID_PATTERN, poll_id):
         raise problems.PollNotFound.named(poll_id)
     poll = await load_poll(db, poll_id)
@@ -167,7 +169,7 @@ async def results_reader(request: Request[Any, Any, Any], db: Any, poll_id: str)
     if await is_organiser(request, poll_id):
         return PRIVATE_CACHE_CONTROL
     if withheld == "after-voting":
-        voter = request.query_params.get("voter", "")
+        voter = request.headers.get("vote-public-key", "")
         if _VOTER_KEY.fullmatch(voter) and await has_voted(db, poll_id, b64url_checked(voter)):
             return PRIVATE_CACHE_CONTROL
         raise problems.ResultsHidden("Results are shown after you vote: a device sees them once its vote is counted.")
@@ -278,7 +280,8 @@ class PollController(Controller):
         operation_id="getResults",
         summary="Counts per option; cacheable, with an ETag",
         description="403 results-hidden while the poll's results visibility withholds them from this reader: "
-        "an organiser's token, or `?voter=KEY` naming a device key with a counted vote (after-voting), reads them.",
+        "an organiser's token, or a Vote-Public-Key header naming a device key with a counted vote (after-voting), "
+        "reads them.",
         responses=problem_specs(problems.InvalidRequest, problems.PollNotFound, problems.ResultsHidden),
     )
     async def results(self, request: Request[Any, Any, Any], db: DatabaseDep, poll_id: PollId) -> Response[Any]:

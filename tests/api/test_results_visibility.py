@@ -43,10 +43,10 @@ async def test_after_voting_shows_the_counts_to_a_device_with_a_counted_vote(cli
     voter, onlooker = Voter(), Voter()
     assert (await send_vote(client, voter.vote(poll["id"], "soup"))).status_code == 201
 
-    hidden = await client.get(route.format(id=poll["id"]), params={"voter": onlooker.public_key})
+    hidden = await client.get(route.format(id=poll["id"]), headers={"Vote-Public-Key": onlooker.public_key})
     assert (hidden.status_code, hidden.json()["type"]) == (403, "/problems/results-hidden")
     assert "after you vote" in hidden.json()["detail"]
-    shown = await client.head(route.format(id=poll["id"]), params={"voter": voter.public_key})
+    shown = await client.head(route.format(id=poll["id"]), headers={"Vote-Public-Key": voter.public_key})
     assert shown.status_code == 200
 
 
