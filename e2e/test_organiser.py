@@ -176,3 +176,28 @@ def test_after_voting_the_device_sees_the_counts_once_its_vote_is_counted(page: 
     expect(page.locator("#results-withheld li")).to_have_text(["Red: 1 vote", "Blue: 0 votes"])
     assert _violations(page) == []
     _screenshot(page, "voter-results-after-vote")
+
+
+def test_a_poll_is_created_without_javascript(browser, service) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(f"{service.base_url}/polls/new")
+        page.get_by_label("Question").fill("Made without a script?")
+        page.get_by_label("Option 1", exact=True).fill("Yes")
+        page.get_by_label("Option 2", exact=True).fill("No")
+        page.get_by_label("Closes at (optional)").fill("2030-01-01T12:00")  # past the year ahead: refused
+        page.get_by_label("Your time zone's offset from UTC").fill("+02:00")
+        page.get_by_label("Admin token").fill(service.admin_token)
+        page.get_by_role("button", name="Create poll").click()
+        expect(page.get_by_role("alert")).to_contain_text("The closing time must be in the future")
+
+        page.get_by_label("Closes at (optional)").fill("")
+        page.get_by_label("Admin token").fill(service.admin_token)
+        page.get_by_role("button", name="Create poll").click()
+
+        expect(page.get_by_role("heading", name="Poll created")).to_be_visible()
+        expect(page.get_by_text("Save this link: it is the only way to manage your poll")).to_be_visible()
+        _screenshot(page, "created-without-javascript")
+    finally:
+        context.close()
