@@ -160,10 +160,12 @@ async def results_reader(request: Request[Any, Any, Any], db: Any, poll_id: str)
     to voters of such a poll until it closes."""
     if not re.fullmatch(ID_PATTERN, poll_id):
         raise problems.PollNotFound.named(poll_id)
-    poll = await load_poll(db, poll_id)
-    if poll is None:
+    # The vote path's copy of the poll, no database read when warm: a change of visibility or a
+    # close is announced to every worker, which forgets its copy (app/live/poll_news.py).
+    cached = await request.app.state.votes.polls.get(poll_id)
+    if cached is None:
         raise problems.PollNotFound.named(poll_id)
-    withheld = poll.results_withheld(int(time.time() * 1000))
+    withheld = cached.poll.results_withheld(int(time.time() * 1000))
     if withheld is None:
         return RESULTS_CACHE_CONTROL
     if await is_organiser(request, poll_id):

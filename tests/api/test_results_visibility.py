@@ -74,3 +74,16 @@ async def test_pages_say_when_results_are_shown_and_show_no_counts(client, visib
     assert f"Results are shown {words}" in html
     assert "data-results=" not in html
     assert "1 vote in total" not in html
+
+
+async def test_hiding_the_counts_takes_effect_at_once(client, poll):
+    assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).status_code == 200  # the poll is in memory
+
+    changed = await client.post(
+        f"/api/v1/polls/{poll['id']}/results-visibility",
+        json={"results_visibility": "after-closing"},
+        headers=admin_headers(),
+    )
+
+    assert changed.status_code == 200
+    assert (await client.get(f"/api/v1/polls/{poll['id']}/results")).status_code == 403
