@@ -38,6 +38,10 @@ POW_WORKER = "frontend/pow-worker.js"  # a Web Worker of its own: off the critic
 LOG_MODULE_ENTRY = "frontend/log-verify.js"  # imported by the page only after a vote is confirmed
 VERIFY_ENTRY = "frontend/verify.js"  # the /verify page's script
 STYLESHEET = "frontend/style.css"
+# The organiser's pages have their own script and styles, off the voter's critical path (the
+# service worker precaches them with the rest, in the background, like every built asset).
+ORGANISER_ENTRY = "frontend/organiser.js"
+ORGANISER_STYLESHEET = "frontend/organiser.css"
 SW_ENTRY = "sw/sw.js"
 SW_MANIFEST_MODULE = "sw/manifest.js"  # replaced in the bundle by the generated precache list
 PAGE_TEMPLATE = "poll.html"
@@ -383,6 +387,10 @@ def build(
         Asset("verify.js", "", verify_js),
     ]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
+    assets += [
+        Asset("organiser.js", "", minify_js(bundle(source_root / ORGANISER_ENTRY))),
+        Asset("organiser.css", "", minify_css(source_root / ORGANISER_STYLESHEET)),
+    ]
     for asset in assets:
         asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"
     urls = {a.name: asset_url(base_url, a.path) for a in assets}

@@ -83,6 +83,12 @@ def polls_group() -> None:
     help="Who may vote: invited devices, devices that send a proof-of-work stamp, or anyone (docs/abuse.md).",
 )
 @click.option("--difficulty", type=int, default=None, help="Proof-of-work bits (8-24); the default when unset.")
+@click.option(
+    "--results-visibility",
+    default="always",
+    type=click.Choice(["always", "after-voting", "after-closing"]),
+    help="Who sees the counts before the poll closes.",
+)
 @click.pass_context
 def create_poll_command(
     ctx: click.Context,
@@ -92,9 +98,11 @@ def create_poll_command(
     late_grace_seconds: int,
     eligibility: str,
     difficulty: int | None,
+    results_visibility: str,
 ) -> None:
+    """Prints the poll with its manage_url, shown this once: only its SHA-256 is stored."""
     from app.edge.polls import poll_created
-    from app.polls.store import PollSpec, create_poll
+    from app.polls.store import PollSpec, create_poll, new_manage_token
     from app.polls.validation import InvalidPoll
 
     try:
@@ -106,6 +114,7 @@ def create_poll_command(
                 "late_grace_seconds": late_grace_seconds,
                 "eligibility": eligibility,
                 "difficulty": difficulty,
+                "results_visibility": results_visibility,
             },
             PollSpec,
         )
@@ -113,11 +122,12 @@ def create_poll_command(
         raise click.UsageError(str(error)) from None
 
     async def work(db: Database, settings: Settings) -> bytes:
+        token = new_manage_token()
         try:
-            poll = await create_poll(db, spec)
+            poll = await create_poll(db, spec, manage_token=token)
         except InvalidPoll as error:
             raise click.UsageError(str(error)) from None
-        return msgspec.json.encode(poll_created(poll, settings))
+        return msgspec.json.encode(poll_created(poll, settings, token))
 
     click.echo(_run(ctx, work).decode())
 

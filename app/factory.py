@@ -36,6 +36,7 @@ from app.eligibility.rate_limits import RateLimits, VoteRateLimits
 from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
 from app.log_web.pages import verify_page
 from app.log_web.routes import log_routes
+from app.organiser.pages import organiser_handlers
 from app.storage.db import Database
 from app.storage.files import make_private_dir
 from app.storage.first_start import refuse_lost_database
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             verify_page,
             stream_results,
             *health_routes(votes),
+            *organiser_handlers,
             *page_handlers,
         ],
         # Order matters: the live plugin's lifespan needs the vote service open and the channels up.
@@ -158,7 +160,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Offline-first vote service",
             path="/schema",
             version="1",
-            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    # A poll's own capability: `Authorization: Manage TOKEN` (docs/organisers.md).
+                    "manage": SecurityScheme(type="http", scheme="Manage"),
+                }
+            ),
         ),
     )
     answer_head_on_schema_routes(app)

@@ -10,6 +10,7 @@ import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
 import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
+import { showResultsAfterVote } from "./results-after-vote.js";
 import { startResults } from "./results.js";
 import { finishStamps } from "./stamp.js";
 
@@ -120,6 +121,7 @@ function showOwnVote(vote) {
       : `Your vote for ${label} is saved on this device. It is counted once it says Confirmed.`,
   );
   ownVote.classList.toggle("own-vote-counted", vote.status === CONFIRMED);
+  if (vote.status === CONFIRMED) showResultsAfterVote(pollId);
   for (const input of form.querySelectorAll('input[name="option"]')) input.checked = input.value === vote.optionId;
 }
 

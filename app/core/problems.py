@@ -88,6 +88,18 @@ class Unauthorized(Problem):
     title = "A valid admin bearer token is required"
 
 
+class Forbidden(Problem):
+    status = 403
+    slug = "forbidden"
+    title = "The token given does not manage this poll"
+
+
+class ResultsHidden(Problem):
+    status = 403
+    slug = "results-hidden"
+    title = "This poll's results are not shown yet"
+
+
 class NotFound(Problem):
     status = 404
     slug = "not-found"

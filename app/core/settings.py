@@ -62,6 +62,8 @@ class Settings:
     """Vote requests a minute per client address, with a burst of 5 s worth in one second; 0 = off."""
     rate_limit_per_poll: int = 0
     """Vote requests a minute per poll, from all clients together; 0 = off."""
+    poll_creation: str = "admin"
+    """Who may create polls: `admin` (the admin token) or `open` (anyone, at a bounded rate)."""
 
     @property
     def base_url(self) -> str:
@@ -96,6 +98,7 @@ class Settings:
             client_address_header=_header_name("VOTE_CLIENT_ADDRESS_HEADER", env.get("VOTE_CLIENT_ADDRESS_HEADER")),
             rate_limit_per_client=_count(env, "VOTE_RATE_LIMIT_PER_CLIENT", defaults.rate_limit_per_client, minimum=0),
             rate_limit_per_poll=_count(env, "VOTE_RATE_LIMIT_PER_POLL", defaults.rate_limit_per_poll, minimum=0),
+            poll_creation=_poll_creation(env.get("VOTE_POLL_CREATION", defaults.poll_creation)),
         )
 
 
@@ -199,4 +202,10 @@ def _header_name(name: str, value: str | None) -> str | None:
         return None
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
         raise SettingsError(f"{name}: expected a header name (A-Z a-z 0-9 -), got {value!r}")
+    return value
+
+
+def _poll_creation(value: str) -> str:
+    if value not in ("admin", "open"):
+        raise SettingsError(f"VOTE_POLL_CREATION: expected admin or open, got {value!r}")
     return value

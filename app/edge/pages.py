@@ -44,9 +44,12 @@ async def _render(
     if poll is None or results is None:
         return Template("not_found.html", context={"assets": assets.links}, status_code=404, headers=headers)
     now_ms = int(time.time() * 1000)
+    withheld = poll.results_withheld(now_ms)
     context = {
         "poll": poll,
-        "results": msgspec.to_builtins(results),
+        # Counts the poll's visibility withholds never reach the page (docs/organisers.md).
+        "results": None if withheld else msgspec.to_builtins(results),
+        "results_withheld": withheld,
         # When these counts were current: the page shows their age once it is offline.
         "known_at": now_ms,
         "assets": assets.links,

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
+from litestar import Request
 from litestar.params import HeaderParameter
 from litestar.response import Stream
 
 from app.core import problems
-from app.edge.deps import LiveResultsDep
+from app.edge.deps import DatabaseDep, LiveResultsDep
 from app.edge.errors import problem_specs
 from app.edge.http import PollId, get_or_head
+from app.edge.polls import results_reader
 from app.live.fanout import LiveResults, LiveUnavailable, Snapshot
 
 RETRY_MS = 3000  # how long EventSource waits before it reconnects after the stream ends
@@ -71,11 +73,18 @@ async def results_events(live: LiveResults, poll_id: str, seen_total: int) -> As
     "then on change, at most a few a second; comment heartbeats when idle. See docs/live-results.md.",
     tags=["polls"],
     # RateLimited: past VOTE_STREAMS_PER_CLIENT streams from one client (app/edge/limits.py).
+    # ResultsHidden: the poll's results visibility withholds them from this reader (docs/organisers.md).
     responses=problem_specs(
-        problems.InvalidRequest, problems.PollNotFound, problems.RateLimited, problems.ServiceUnavailable
+        problems.InvalidRequest,
+        problems.PollNotFound,
+        problems.ResultsHidden,
+        problems.RateLimited,
+        problems.ServiceUnavailable,
     ),
 )
 async def stream_results(
+    request: Request[Any, Any, Any],
+    db: DatabaseDep,
     live: LiveResultsDep,
     poll_id: PollId,
     last_event_id: Annotated[
@@ -83,6 +92,7 @@ async def stream_results(
         HeaderParameter(name="Last-Event-ID", required=False, description="Sent by EventSource on reconnect."),
     ] = None,
 ) -> Stream:
+    await results_reader(request, db, poll_id)
     try:
         snapshot = await live.snapshot(poll_id)
     except LiveUnavailable:

@@ -1,7 +1,10 @@
-"""Polls: creation, lookup, and the demo poll for `make run`. Polls do not change once created."""
+"""Polls: creation, lookup, and the demo poll for `make run`. Once created, a poll changes only by
+closing early and by its results visibility; its manage token is kept as a SHA-256 alone."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -10,7 +13,7 @@ from collections.abc import Collection
 from typing import Annotated, Literal
 
 import msgspec
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 
 from app.core.protocol import ID_PATTERN, Identifier, Millis
 from app.polls.validation import (
@@ -31,8 +34,13 @@ from app.polls.validation import (
 from app.storage.db import Database
 from app.storage.schema import options as options_table
 from app.storage.schema import polls as polls_table
+from app.storage.schema import votes as votes_table
 
 POLL_ID_BYTES = 12  # 16 URL-safe characters, 96 random bits: not guessable, not enumerable
+MANAGE_TOKEN_BYTES = 32  # 43 URL-safe characters, 256 random bits
+
+ResultsVisibility = Literal["always", "after-voting", "after-closing"]
+RESULTS_VISIBILITIES: tuple[str, ...] = ("always", "after-voting", "after-closing")
 
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LABEL_CHARS)]
 # Litestar drops the limits of a union's members from OpenAPI: the options' items are spelt out.
@@ -69,9 +77,20 @@ class Poll(msgspec.Struct):
     """Who may vote: `invite`, `proof-of-work` or `anyone` (docs/abuse.md)."""
     difficulty: int = 0
     """Leading zero bits a proof-of-work stamp's hash needs; 0 in the other modes."""
+    results_visibility: ResultsVisibility = "always"
+    """Who may read the counts before the poll closes: anyone, devices that voted, or no one."""
 
     def option_ids(self) -> set[str]:
         return {option.id for option in self.options}
+
+    def closed(self, now_ms: int) -> bool:
+        return self.closes_at is not None and now_ms >= self.closes_at
+
+    def results_withheld(self, now_ms: int) -> ResultsVisibility | None:
+        """The visibility that keeps the counts from the public now, or None when anyone may read them."""
+        if self.results_visibility == "always" or self.closed(now_ms):
+            return None
+        return self.results_visibility
 
 
 class OptionSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,6 +134,16 @@ class PollSpec(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ] = None
     """Proof-of-work polls only: leading zero bits of the stamp's hash; the default when null."""
+    results_visibility: ResultsVisibility = "always"
+
+
+def new_manage_token() -> str:
+    return secrets.token_urlsafe(MANAGE_TOKEN_BYTES)
+
+
+def manage_hash(token: str) -> bytes:
+    # A plain hash suffices: the token carries 256 random bits, so nothing can be guessed from it.
+    return hashlib.sha256(token.encode()).digest()
 
 
 async def load_poll(db: Database, poll_id: str) -> Poll | None:
@@ -145,6 +174,7 @@ async def load_polls(db: Database, poll_ids: Collection[str]) -> dict[str, Poll]
             created_at=row.created_at,
             eligibility=row.eligibility,
             difficulty=row.difficulty,
+            results_visibility=row.results_visibility,
         )
         for row in poll_rows
     }
@@ -158,8 +188,9 @@ def new_poll_id() -> str:
     return poll_id
 
 
-async def create_poll(db: Database, spec: PollSpec) -> Poll:
-    """Creates the poll `spec` describes, or raises InvalidPoll (app/polls/validation.py)."""
+async def create_poll(db: Database, spec: PollSpec, manage_token: str | None = None) -> Poll:
+    """Creates the poll `spec` describes, or raises InvalidPoll (app/polls/validation.py). With
+    `manage_token` (new_manage_token()), its SHA-256 is kept: the token then manages the poll."""
     created_at = int(time.time() * 1000)
     check_closing(spec.closes_at, spec.late_grace_seconds, created_at)
     difficulty = difficulty_for(spec.eligibility, spec.difficulty)
@@ -174,6 +205,7 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
         created_at=created_at,
         eligibility=spec.eligibility,
         difficulty=difficulty,
+        results_visibility=spec.results_visibility,
     )
     async with db.write() as conn:
         await conn.execute(
@@ -185,6 +217,8 @@ async def create_poll(db: Database, spec: PollSpec) -> Poll:
                 created_at=poll.created_at,
                 eligibility=poll.eligibility,
                 difficulty=poll.difficulty,
+                results_visibility=poll.results_visibility,
+                manage_hash=None if manage_token is None else manage_hash(manage_token),
             )
         )
         await conn.execute(
@@ -207,6 +241,31 @@ async def close_poll(db: Database, poll_id: str, now_ms: int) -> Poll | None:
             .values(closes_at=now_ms)
         )
     return await load_poll(db, poll_id)
+
+
+async def manage_token_matches(db: Database, poll_id: str, token: str) -> bool:
+    """True when `token` is the manage token of poll `poll_id`; an empty token matches nothing."""
+    if not token:
+        return False
+    async with db.read() as conn:
+        stored = (
+            await conn.execute(select(polls_table.c.manage_hash).where(polls_table.c.id == poll_id))
+        ).scalar_one_or_none()
+    return stored is not None and hmac.compare_digest(bytes(stored), manage_hash(token))
+
+
+async def set_results_visibility(db: Database, poll_id: str, visibility: ResultsVisibility) -> Poll | None:
+    """The poll with its new visibility; None when there is no such poll."""
+    async with db.write() as conn:
+        await conn.execute(update(polls_table).where(polls_table.c.id == poll_id).values(results_visibility=visibility))
+    return await load_poll(db, poll_id)
+
+
+async def has_voted(db: Database, poll_id: str, public_key: bytes) -> bool:
+    """Whether the device key `public_key` has a vote counted in the poll (an indexed lookup)."""
+    async with db.read() as conn:
+        query = select(exists().where(votes_table.c.poll_id == poll_id).where(votes_table.c.public_key == public_key))
+        return bool((await conn.execute(query)).scalar())
 
 
 async def first_poll_id(db: Database) -> str | None:

@@ -36,6 +36,10 @@ polls = Table(
     # Who may vote (docs/abuse.md): polls made before modes existed keep taking every vote.
     Column("eligibility", String(16), nullable=False, server_default="anyone"),
     Column("difficulty", Integer, nullable=False, server_default="0"),  # proof-of-work bits
+    # SHA-256 of the poll's manage token (app/polls/store.py): a copy of the database opens nothing.
+    Column("manage_hash", LargeBinary(32), nullable=True),
+    # always | after-voting | after-closing: who may read the counts before the poll closes.
+    Column("results_visibility", String(16), nullable=False, server_default="always"),
 )
 
 options = Table(

@@ -1,0 +1,1 @@
+"""The organiser's pages: create a poll from a form, and manage it with its manage link."""

@@ -1,0 +1,87 @@
+"""The creation form's fields, read into the API's PollSpec; what is wrong is said in words."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+from litestar.datastructures import FormMultiDict
+
+from app.polls.store import RESULTS_VISIBILITIES, PollSpec
+from app.polls.validation import MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS
+
+BLANK_OPTION_FIELDS = 6  # without JavaScript the form offers this many; blank ones are left out
+_OFFSET = re.compile(r"(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})")
+_OPTION_INDEX = re.compile(r"options\[(\d+)\]")
+MAX_FIELD_CHARS = 2000  # longer than any valid text: the spec's own limits then say what is wrong
+
+
+class FormError(ValueError):
+    """The form cannot become a poll; the message is for the organiser."""
+
+
+def spec_from_form(form: FormMultiDict) -> PollSpec:
+    options = [text.strip() for text in form.getall("option", []) if text.strip()][: MAX_OPTIONS + 1]
+    visibility = form.get("results_visibility") or "always"
+    if visibility not in RESULTS_VISIBILITIES:
+        raise FormError("Choose when results are shown.")
+    fields = {
+        "question": _text(form.get("question")),
+        "options": [_text(option) for option in options],
+        "closes_at": closing_ms(form),
+        "results_visibility": visibility,
+    }
+    if not fields["question"].strip():
+        raise FormError("Write the question voters will see.")
+    if len(options) < 2:
+        raise FormError("Give at least two options.")
+    try:
+        return msgspec.convert(fields, PollSpec)
+    except msgspec.ValidationError:
+        raise FormError(
+            f"The question may have at most {MAX_QUESTION_CHARS} characters, each option at most "
+            f"{MAX_LABEL_CHARS}, and a poll at most {MAX_OPTIONS} options."
+        ) from None
+
+
+def in_words(error: Exception) -> str:
+    """A refusal from the poll checks (app/polls/validation.py), said as the form says things."""
+    message = str(error)
+    if message.startswith("closes_at"):
+        return "The closing time must be in the future, and at most a year ahead."
+    return _OPTION_INDEX.sub(lambda match: f"option {int(match[1]) + 1}", message).replace(
+        "question ", "The question ", 1
+    )
+
+
+def closing_ms(form: FormMultiDict) -> int | None:
+    """The closing time: ms from the page's script (the organiser's zone applied in the browser),
+    else the datetime-local value with the offset field that a page without script shows."""
+    script_ms = str(form.get("closes_at_ms") or "").strip()
+    if script_ms:
+        if not script_ms.isdigit() or len(script_ms) > 16:
+            raise FormError("The closing time could not be read; choose it again.")
+        return int(script_ms)
+    local = str(form.get("closes_at") or "").strip()
+    if not local:
+        return None
+    try:
+        moment = datetime.fromisoformat(local)
+    except ValueError:
+        raise FormError("The closing time could not be read; write it as 2026-12-24T18:00.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_offset(str(form.get("tz_offset") or "+00:00")))
+    return int(moment.timestamp() * 1000)
+
+
+def _offset(text: str) -> timezone:
+    match = _OFFSET.fullmatch(text.strip())
+    if match is None or int(match["hours"]) > 14 or int(match["minutes"]) > 59:
+        raise FormError("The time zone offset could not be read; write it as +01:00 or -05:00.")
+    delta = timedelta(hours=int(match["hours"]), minutes=int(match["minutes"]))
+    return timezone(-delta if match["sign"] == "-" else delta)
+
+
+def _text(value: object) -> str:
+    return str(value or "")[:MAX_FIELD_CHARS]

@@ -1,0 +1,31 @@
+// Results a poll shows a device only once its vote is counted (results visibility "after-voting"):
+// asked for with this device's per-poll public key in a header, never in the URL, so that no
+// access log pairs the key with an address. Shown once, not live: reload for newer counts.
+
+import { deviceKeyFor } from "./device-key.js";
+
+let shown = false;
+
+export async function showResultsAfterVote(pollId) {
+  const section = document.getElementById("results-withheld");
+  if (shown || !section?.dataset.afterVoting) return;
+  shown = true;
+  try {
+    const { publicKey } = await deviceKeyFor(pollId);
+    const response = await fetch(`/api/v1/polls/${encodeURIComponent(pollId)}/results`, {
+      headers: { "Vote-Public-Key": publicKey },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    const results = await response.json();
+    const list = document.createElement("ul");
+    for (const option of results.options) {
+      const item = document.createElement("li");
+      item.textContent = `${option.label}: ${option.votes} vote${option.votes === 1 ? "" : "s"}`;
+      list.append(item);
+    }
+    section.querySelector("p").replaceWith(list);
+  } catch {
+    shown = false; // offline or refused: the next Confirmed or reload tries again
+  }
+}
