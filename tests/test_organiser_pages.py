@@ -40,7 +40,7 @@ async def test_the_form_asks_for_the_admin_token_in_admin_mode(client):
     assert page.status_code == 200
     assert 'name="admin_token" type="password"' in page.text
     assert page.text.count('name="option"') >= 2
-    assert "Eligibility mode" not in page.text  # a marked place only, until main has it
+    assert 'name="eligibility" value="proof-of-work" checked' in page.text  # the default mode
 
 
 async def test_posting_the_form_creates_the_poll_and_gives_both_links_once(client):
@@ -55,6 +55,14 @@ async def test_posting_the_form_creates_the_poll_and_gives_both_links_once(clien
     poll = (await client.get(f"/api/v1/polls/{poll_id}")).json()
     assert [o["label"] for o in poll["options"]] == ["Soup", "Salad"]  # blank fields left out
     assert poll["results_visibility"] == "after-closing"
+
+
+@pytest.mark.parametrize("mode", ["invite", "anyone", "proof-of-work"])
+async def test_the_form_sets_who_may_vote(client, mode):
+    page = await client.post("/polls/new", data=_form(eligibility=mode))
+
+    poll_id = _links(page.text)[0].rsplit("/", 1)[1]
+    assert (await client.get(f"/api/v1/polls/{poll_id}")).json()["eligibility"] == mode
 
 
 async def test_the_closing_time_is_read_in_the_organisers_zone(client):

@@ -9,7 +9,9 @@ import msgspec
 from litestar.datastructures import FormMultiDict
 
 from app.polls.store import RESULTS_VISIBILITIES, PollSpec
-from app.polls.validation import MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS
+from app.polls.validation import ANYONE, INVITE, MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS, PROOF_OF_WORK
+
+ELIGIBILITY_MODES = (PROOF_OF_WORK, INVITE, ANYONE)
 
 BLANK_OPTION_FIELDS = 6  # without JavaScript the form offers this many; blank ones are left out
 _OFFSET = re.compile(r"(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})")
@@ -26,11 +28,15 @@ def spec_from_form(form: FormMultiDict) -> PollSpec:
     visibility = form.get("results_visibility") or "always"
     if visibility not in RESULTS_VISIBILITIES:
         raise FormError("Choose when results are shown.")
+    eligibility = form.get("eligibility") or PROOF_OF_WORK
+    if eligibility not in ELIGIBILITY_MODES:
+        raise FormError("Choose who may vote.")
     fields = {
         "question": _text(form.get("question")),
         "options": [_text(option) for option in options],
         "closes_at": closing_ms(form),
         "results_visibility": visibility,
+        "eligibility": eligibility,
     }
     if not fields["question"].strip():
         raise FormError("Write the question voters will see.")

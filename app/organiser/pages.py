@@ -34,6 +34,16 @@ VISIBILITY_CHOICES = (
     ("after-closing", "After closing: no one but you sees the counts until the poll closes"),
 )
 
+# Who may vote (docs/abuse.md), in the organiser's words; the first is the default.
+ELIGIBILITY_CHOICES = (
+    (
+        "proof-of-work",
+        "Anyone with the link: each device does a second or two of work first, which makes fake votes costly",
+    ),
+    ("invite", "Only people you invite: each invitation lets one device vote once"),
+    ("anyone", "Anyone with the link, with no check: for a room you trust"),
+)
+
 
 def _page(
     template: str, settings: Any, context: dict[str, Any], status_code: int = 200, cache: str = "no-cache"
@@ -56,6 +66,7 @@ def _form_context(settings: Any, values: dict[str, Any] | None = None, error: st
         "options": options + [""] * max(0, BLANK_OPTION_FIELDS - len(options)),
         "max_options": MAX_OPTIONS,
         "visibilities": VISIBILITY_CHOICES,
+        "eligibilities": ELIGIBILITY_CHOICES,
     }
 
 
@@ -126,6 +137,7 @@ async def manage_page(poll_id: FromPath[str], db: DatabaseDep, settings: Setting
         "results": None if results is None else msgspec.to_builtins(results),
         "results_withheld": withheld,
         "visibilities": VISIBILITY_CHOICES,
+        "eligibilities": ELIGIBILITY_CHOICES,
     }
     return _page("organiser_manage.html", settings, context)
 
