@@ -20,6 +20,10 @@ from app.storage.sqlite_files import SqliteFiles
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # other processes (workers, CLI) may hold the write lock briefly
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+# The writer's page cache. SQLite's default (2 MiB) holds the votes table's unique indexes only for
+# the first few hundred thousand votes; past that every insert into them (random keys) reads pages
+# back from the OS, and a poll's pace falls the longer it runs. Allocated as pages are used.
+WRITER_CACHE_KIB = 64 * 1024
 """journal_size_limit: a WAL that grew past this (while a long read held checkpoints back) is cut
 back to it once it is reset (app/votes/wal_checkpoint.py keeps it well below under load)."""
 
@@ -77,7 +81,12 @@ def _make_parent_dir(url: str) -> None:
 
 
 def configure_sqlite(
-    engine: Engine, *, files: SqliteFiles | None = None, autocheckpoint: bool = True, fsync_by_wal_sync: bool = False
+    engine: Engine,
+    *,
+    files: SqliteFiles | None = None,
+    autocheckpoint: bool = True,
+    fsync_by_wal_sync: bool = False,
+    cache_kib: int | None = None,
 ) -> None:
     # pysqlite's own transaction handling would defer BEGIN and skip it for PRAGMAs; take control so
     # that write transactions start with BEGIN IMMEDIATE and never fail mid-way on a lock upgrade.
@@ -94,6 +103,8 @@ def configure_sqlite(
         if not autocheckpoint:  # app/votes/wal_checkpoint.py does it, off the event loop
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
         cursor.close()
         if files is not None:
             files.remember()  # the files as first opened: what every later check compares with

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
-from app.storage.db import SQLITE_BUSY_TIMEOUT_MS, Database, configure_sqlite
+from app.storage.db import SQLITE_BUSY_TIMEOUT_MS, WRITER_CACHE_KIB, Database, configure_sqlite
 from app.votes.wal_checkpoint import Checkpointer
 from app.votes.wal_sync import WalSync
 
@@ -45,7 +45,13 @@ class CommitEngine:
             self._write_lock = asyncio.Lock()
             self._lock_path = f"{files.path}.write-lock"
             self._sync_engine = create_engine(make_url(db.url).set(drivername="sqlite+pysqlite"))
-            configure_sqlite(self._sync_engine, files=files, autocheckpoint=False, fsync_by_wal_sync=True)
+            configure_sqlite(
+                self._sync_engine,
+                files=files,
+                autocheckpoint=False,
+                fsync_by_wal_sync=True,
+                cache_kib=WRITER_CACHE_KIB,
+            )
             self._checkpointer = Checkpointer(files.path, self._lock_path)
             self._wal_sync = WalSync(files)
 
