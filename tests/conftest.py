@@ -89,3 +89,20 @@ async def poll(client: httpx.AsyncClient) -> dict[str, Any]:
 @pytest.fixture
 def voter() -> Voter:
     return Voter()
+
+
+# pytest-playwright's fixtures, parametrized per browser for the whole session: a test here that
+# names one (even as a parametrize argument, as `page` once was) is regrouped by pytest among the
+# browser tests, and its event loop then runs inside Playwright's, which fails every async test
+# after it.
+BROWSER_FIXTURES = {"browser_name", "browser", "context", "page"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests_dir) and BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(
+                f"{item.nodeid} names a browser fixture ({', '.join(sorted(BROWSER_FIXTURES))}): "
+                "rename it; browser tests belong in e2e/"
+            )

@@ -64,12 +64,12 @@ async def test_always_is_the_default(client, poll):
 @pytest.mark.parametrize(
     ("visibility", "words"), [("after-voting", "after you vote"), ("after-closing", "after the poll closes")]
 )
-@pytest.mark.parametrize("page", ["/polls/{id}", "/polls/{id}/results"])
-async def test_pages_say_when_results_are_shown_and_show_no_counts(client, visibility, words, page):
+@pytest.mark.parametrize("page_path", ["/polls/{id}", "/polls/{id}/results"])
+async def test_pages_say_when_results_are_shown_and_show_no_counts(client, visibility, words, page_path):
     poll = await _poll(client, visibility)
     assert (await send_vote(client, Voter().vote(poll["id"], "soup"))).status_code == 201
 
-    html = (await client.get(page.format(id=poll["id"]))).text
+    html = (await client.get(page_path.format(id=poll["id"]))).text
 
     assert f"Results are shown {words}" in html
     assert "data-results=" not in html
