@@ -31,6 +31,9 @@ from tests.service_process import ServiceProcess
 EXAMPLES_PER_OPERATION = 100
 # Answers to a schema-valid request that depend on state or meaning the schema cannot carry.
 SEMANTIC_STATUSES = ["2xx", "3xx", "401", "404", "409", "410", "422", "503"]
+# The fuzzer sends faster than one client may vote (a burst of 50 requests a second): limits off,
+# so that every request reaches the rules it is meant to test. tests/test_rate_limits.py tests them.
+UNLIMITED = {"VOTE_RATE_LIMIT_PER_CLIENT": "0"}
 CONFIG = SchemathesisConfig.from_dict(
     {"checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_STATUSES}}}
 )
@@ -54,11 +57,11 @@ def _cases() -> list[tuple[str, GenerationMode]]:
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     data_dir = tmp_path_factory.mktemp("openapi") / "service"
     if request.param == "sqlite":
-        with ServiceProcess(data_dir) as process:
+        with ServiceProcess(data_dir, env=UNLIMITED) as process:
             yield process
         return
     for database_url in _fresh_pg_database(os.environ[PG_URL_ENV]):
-        with ServiceProcess(data_dir, database_url=database_url) as process:
+        with ServiceProcess(data_dir, database_url=database_url, env=UNLIMITED) as process:
             yield process
 
 
