@@ -23,10 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -43,6 +45,7 @@ DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+T = TypeVar("T")
 POLL_S = 0.05  # other processes: there is no event to await across them
 
 
@@ -96,6 +99,13 @@ def _copy_private(source: Path, target: Path) -> None:
 # --- the database -------------------------------------------------------------------------------
 
 
+def run_async(function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(function())` in a thread of its own: the caller may already run an event loop
+    (Playwright's sync API does, in the browser tests)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(function())).result()
+
+
 def _admin_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -120,7 +130,7 @@ def _admin_sql(server_url: str, sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    run_async(run)
 
 
 def prepare_database(url: str) -> str:
@@ -138,7 +148,7 @@ def prepare_database(url: str) -> str:
         finally:
             await db.dispose()
 
-    return asyncio.run(run())
+    return run_async(run)
 
 
 # --- processes ----------------------------------------------------------------------------------
