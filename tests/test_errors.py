@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError
-from sqlalchemy.exc import DBAPIError, DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from app.core import problems
 from app.edge.errors import problem_for
