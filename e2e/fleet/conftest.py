@@ -23,8 +23,7 @@ import pytest
 from loss.lab import Tally
 
 from deploy.fleet import HAPROXY, Fleet, FleetSpec
-
-from .servers import OwnPostgres, OwnRedis, postgres_bin
+from deploy.local_servers import OwnPostgres, OwnRedis, postgres_bin
 
 LOG_TAIL_CHARS = 6_000
 FLEET_NODES = 3

@@ -27,11 +27,11 @@ from sqlalchemy.engine import make_url
 from voter import VoterPage, open_poll
 
 from deploy.fleet import Fleet, is_ready, run_async
+from deploy.local_servers import OwnPostgres, OwnRedis
 from tests.helpers import verify_receipt
 
 from .clients import ScriptedVoters
 from .conftest import tally
-from .servers import OwnPostgres, OwnRedis
 
 pytestmark = pytest.mark.e2e
 

@@ -1,8 +1,9 @@
-"""A PostgreSQL cluster and a Redis of the fleet tests' own, on free ports in temporary directories.
+"""A PostgreSQL cluster and a Redis of one run's own, on free ports in temporary directories.
 
-The machine's own PostgreSQL (5432) and Redis (6379) serve other test suites at the same time:
-restarting them would break those. These are restarted instead, as an operator's
-`pg_ctlcluster … restart` or `systemctl restart redis` would.
+The fleet tests (e2e/fleet/) restart these, as an operator's `pg_ctlcluster … restart` or
+`systemctl restart redis` would, where restarting the machine's shared PostgreSQL (5432) and
+Redis (6379) would break the other suites using them; the fleet benchmark (bench/fleet.py)
+measures what each of them spends, with nothing else on them.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class OwnPostgres:
     @property
     def url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pid(self) -> int:
+        """The postmaster's process id (its first line of postmaster.pid)."""
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
 
     def init(self) -> None:
         # --no-sync: only the empty cluster's first files go unsynced; the server itself fsyncs.
