@@ -2,13 +2,15 @@
 
     python -m bench.fleet [--duration 5] [--rounds 3] [--connections 64]
 
-One fleet of three nodes (deploy/fleet.py: `python -m app` each, one PostgreSQL database of this
-run's own on VOTE_TEST_PG_URL or the local server, the local Redis) runs throughout; HAProxy's
-runtime API puts nodes in maintenance so that the balancer sends to 1, 2 or 3 of them. Each
-figure is Debian's `wrk` (one thread) sending fresh signed votes to the balancer, each after a
-1-second warm-up, into a poll of its own. Rounds alternate 1, 2, 3 nodes; the medians are
-reported, each as a ratio to one node in the same run, beside one node reached without the
-balancer (what HAProxy costs).
+One fleet of three nodes (deploy/fleet.py: `python -m app` each) runs throughout, on a
+PostgreSQL cluster and a Redis of this run's own (deploy/local_servers.py: so that what they
+spend is the fleet's alone); HAProxy's runtime API puts nodes in maintenance so that the
+balancer sends to 1, 2 or 3 of them. Each figure is Debian's `wrk` (one thread) sending fresh
+signed votes to the balancer, after a 1-second warm-up, into a poll of its own. Rounds alternate
+1, 2, 3 nodes; the medians are reported, each as a ratio to one node in the same run, beside one
+node reached without the balancer (what HAProxy costs). Per vote it also reports the CPU each
+tier spent (the nodes with their helper processes, HAProxy, PostgreSQL, Redis, wrk; from /proc)
+and the WAL bytes PostgreSQL wrote.
 
 What it can show on this machine: whether nodes add throughput while cores are left, what the
 balancer costs, and that nothing breaks with several nodes on one database. What it cannot show
