@@ -56,8 +56,10 @@ clean:
 # A fleet on this machine: NODES nodes of the service on PostgreSQL and Redis behind HAProxy
 # (deploy/fleet.py, deploy/haproxy.cfg). Ctrl-C stops it all.
 NODES ?= 3
+# HAProxy for the fleet; PostgreSQL's server programs and redis-server for the fleet test's own.
 haproxy:
-	@sh scripts/ensure-debian-packages.sh "the fleet (deploy/haproxy.cfg)" haproxy
+	@sh scripts/ensure-debian-packages.sh "the fleet (deploy/haproxy.cfg) and its test (e2e/fleet)" \
+		haproxy postgresql redis-server
 
 fleet: build haproxy
 	$(PY) -m deploy.fleet --nodes $(NODES)

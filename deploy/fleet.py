@@ -385,7 +385,7 @@ def main() -> None:
     if not args.database_url.startswith("postgresql+asyncpg://"):
         parser.error("--database-url: a fleet shares one PostgreSQL (postgresql+asyncpg://…)")
     # SIGTERM ends it as Ctrl-C does: the nodes, HAProxy and the database go with it.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)
     spec = FleetSpec(nodes=args.nodes, database_url=args.database_url, redis_url=args.redis_url, port=args.port,
                      keep_database=args.keep)  # fmt: skip
     with _workdir(args.keep) as workdir, Fleet(spec, workdir) as fleet:
@@ -400,6 +400,10 @@ def main() -> None:
             _watch(fleet)
         except KeyboardInterrupt:
             print("\nstopping the fleet…", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _watch(fleet: Fleet) -> None:
