@@ -3,8 +3,9 @@ PostgreSQL restarted, in an order and on nodes drawn from one seed (printed; rep
 VOTE_FLEET_SEED=S). Scripted clients keep a steady load; Chromium devices vote online and from
 an offline queue that is delivered during the PostgreSQL outage.
 
-Every vote cast is counted once, with the receipt bytes it was first given; the ballot log's audit
-through the balancer agrees with the results, and so does every node."""
+Every vote cast is counted once, with the receipt bytes it was first given; live results cross
+from node to node again after Redis's restart; the ballot log's audit through the balancer agrees
+with the results, and so does every node."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,9 +29,9 @@ from voter import VoterPage, open_poll
 
 from deploy.fleet import Fleet, is_ready, run_async
 from deploy.local_servers import OwnPostgres, OwnRedis
-from tests.helpers import verify_receipt
+from tests.helpers import Voter, verify_receipt
 
-from .clients import ScriptedVoters
+from .clients import Observed, ScriptedVoters
 from .conftest import tally
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +96,43 @@ def settled(page: Page) -> dict:
 
 
 # --- the server's view ---
+
+
+def balancer_retries(fleet: Fleet) -> str:
+    """How often HAProxy sent a request again, to the same node or another (its `show stat`)."""
+    header, *rows = fleet.balancer.command("show stat").strip().split("\n")
+    names = header.removeprefix("# ").split(",")
+    for row in rows:
+        stat = dict(zip(names, row.split(","), strict=False))
+        if (stat["pxname"], stat["svname"]) == ("nodes", "BACKEND"):
+            return f"HAProxy retried {stat['wretr']} requests, {stat['wredis']} on another node"
+    return "HAProxy's counters not found"
+
+
+def next_total(lines: Iterator[str]) -> int:
+    """The total of the stream's next `results` event (its id)."""
+    for line in lines:
+        if line.startswith("id:"):
+            return int(line.removeprefix("id:").strip())
+    raise EOFError("the results stream ended")
+
+
+def vote_reaches_a_stream_on_another_node(fleet: Fleet, poll: dict, seen: Observed) -> None:
+    """A vote taken by one node shows on a results stream open on another: the fan-out through
+    Redis works again after Redis's restart. The vote joins the count like every other."""
+    watcher, taker = fleet.nodes[0], fleet.nodes[1]
+    timeout = httpx.Timeout(10)
+    with httpx.stream("GET", f"{watcher.url}/api/v1/polls/{poll['id']}/stream", timeout=timeout) as stream:
+        lines = stream.iter_lines()
+        before = next_total(lines)  # the counts on connect
+        vote = Voter().vote(poll["id"], poll["options"][0]["id"])
+        response = httpx.post(f"{taker.url}/api/v1/polls/{poll['id']}/votes", json=vote, timeout=timeout,
+                              headers={"Idempotency-Key": f'"{vote["idempotency_key"]}"'})  # fmt: skip
+        assert response.status_code == 201, response.text
+        with seen.lock:
+            seen.receipts[vote["vote_id"]] = response.content
+            seen.votes[vote["vote_id"]] = vote
+        assert next_total(lines) == before + 1
 
 
 def stored_receipts(fleet: Fleet, poll_ids: list[str]) -> dict[str, bytes]:
@@ -209,7 +247,11 @@ def test_votes_through_the_balancer_are_counted_once_across_a_node_kill_and_redi
         load_goes_on(f"receipts after {fault.__name__}")
     clients.stop()
     schedule.say(f"scripted clients done: {seen.count()} receipts, statuses {seen.statuses}, "
-                 f"{seen.transport_errors} dropped connections, {seen.retried} votes retried")  # fmt: skip
+                 f"{seen.transport_errors} dropped connections, {seen.retried} votes retried; "
+                 f"{balancer_retries(fleet)}")  # fmt: skip
+
+    vote_reaches_a_stream_on_another_node(fleet, polls[0], seen)
+    schedule.say(f"a vote on {fleet.nodes[1].name} reached a results stream on {fleet.nodes[0].name}")
 
     devices = [settled(context.pages[0]) for context in (offline, online)]
     browser_receipts = {r["voteId"]: r for device in devices for r in device["receipts"]}
