@@ -300,7 +300,7 @@ class Fleet:
         self.run_id = secrets.token_hex(4)
         self.database_name = f"vote_fleet_{self.run_id}"
         self.database_url = ""
-        self.admin_token = secrets.token_urlsafe(24)
+        self.admin_token = spec.env.get("VOTE_ADMIN_TOKEN") or secrets.token_urlsafe(24)
         self.demo_poll_id = ""
         port = spec.port or free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -308,12 +308,12 @@ class Fleet:
             "VOTE_REDIS_URL": spec.redis_url,
             # Channels and shared limits of this run apart from anything else on that Redis.
             "VOTE_REDIS_CHANNEL_PREFIX": f"fleet-{self.run_id}",
-            "VOTE_ADMIN_TOKEN": self.admin_token,
             # Poll links, and the ballot log's origin and key name, are the balancer's on every node.
             "VOTE_PUBLIC_URL": self.url,
             "VOTE_CLIENT_ADDRESS_HEADER": "X-Real-IP",
             "VOTE_DIST_DIR": str(spec.dist_dir),
             **spec.env,
+            "VOTE_ADMIN_TOKEN": self.admin_token,
         }
         self.nodes = [Node(f"node{i}", workdir / f"node{i}", dict(env)) for i in range(1, spec.nodes + 1)]
         self.balancer = Balancer(workdir, self.nodes, port)
