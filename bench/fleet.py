@@ -273,7 +273,8 @@ def report(
               f"{figure.machine_busy_cores:>6.2f}  {figure.rounds}{errors}")  # fmt: skip
     print(f"(ratio: to 1 node via HAProxy in this run. CPU: cores busy on the whole machine, of {cores}: "
           "nodes, PostgreSQL, Redis, HAProxy, wrk, kernel)")  # fmt: skip
-    print(f"CPU ceiling: {cores} cores; 1 node kept {one.machine_busy_cores:.2f} busy, so N nodes can reach at most "
+    print(f"CPU ceiling: {cores} cores; {one.machine_busy_cores:.2f} busy with 1 node (and any other work), "
+          f"so N nodes reach at most "
           f"{ceiling:.2f} times 1 node here, whatever N. The figure shows what nodes add while cores are free and what "
           "the balancer costs; it cannot show scaling across machines (docs/capacity.md).")  # fmt: skip
     print()
