@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: run test unit e2e lint build bench clean browser browsers wrk proxy
+.PHONY: run test unit e2e lint build bench clean browser browsers wrk proxy haproxy fleet e2e-fleet
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: build browsers proxy lint
+test: build browsers proxy haproxy lint
 	$(PY) -m pytest
 
 unit: build proxy
@@ -47,8 +47,24 @@ e2e: build browsers
 	$(PY) -m pytest e2e
 
 # make bench AGAINST=REF: ingest on this tree and on the git ref REF, in alternating rounds.
-bench: build wrk
+bench: build wrk haproxy
 	$(PY) -m bench $(if $(AGAINST),--against $(AGAINST))
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache test-results
+
+# A fleet on this machine: NODES nodes of the service on PostgreSQL and Redis behind HAProxy
+# (deploy/fleet.py, deploy/haproxy.cfg). Ctrl-C stops it all.
+NODES ?= 3
+# HAProxy for the fleet; PostgreSQL's server programs and redis-server for the fleet test's own.
+haproxy:
+	@sh scripts/ensure-debian-packages.sh "the fleet (deploy/haproxy.cfg) and its test (e2e/fleet)" \
+		haproxy postgresql redis-server
+
+fleet: build haproxy
+	$(PY) -m deploy.fleet --nodes $(NODES)
+
+# Chromium voters and scripted clients through the balancer into a 3-node fleet, while a node,
+# Redis and PostgreSQL are restarted under them (e2e/fleet/); also part of `make test`.
+e2e-fleet: build browser haproxy
+	$(PY) -m pytest e2e/fleet

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from app.core import problems
 from app.edge.errors import problem_for
@@ -18,8 +19,11 @@ from app.edge.errors import problem_for
         OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked")),
         InterfaceError("SELECT 1", {}, Exception("connection is closed")),
         ConnectionRefusedError(111, "Connection refused"),  # asyncpg, when PostgreSQL is down
+        # While PostgreSQL restarts: SQLAlchemy wraps these in a bare DBAPIError.
+        DBAPIError("connect", {}, CannotConnectNowError("the database system is shutting down")),
+        DBAPIError("INSERT", {}, AdminShutdownError("terminating connection due to administrator command")),
     ],
-    ids=["operational", "interface", "connection-refused"],
+    ids=["operational", "interface", "connection-refused", "shutting-down", "admin-shutdown"],
 )
 def test_a_database_out_of_reach_is_503_with_retry_after(error):
     problem = problem_for(error, "test")
