@@ -201,7 +201,7 @@ def poll_web_app_manifest(poll_id: FromPath[str], settings: SettingsDep) -> Resp
 
 # Everything but the pages is left alone: the static assets are compressed by build.py, and the
 # vote path and the live stream are not worth a middleware's cost per request.
-_NOT_COMPRESSED = ["^/api/", "^/static/", "^/schema", "^/sw\\.js$", "^/healthz$", "^/readyz$"]
+_NOT_COMPRESSED = ["^/api/", "^/static/", "^/schema", "^/sw\\.js$", "^/healthz$", "^/readyz$", "\\.tar\\.gz$"]
 
 
 def page_compression() -> CompressionConfig:
