@@ -2,7 +2,7 @@
 // the live results. The results page (no form) runs only the results and the worker's start.
 // Delivery belongs to the service worker; the page only nudges it.
 
-import { SYNC_TAG, deliverAll } from "./delivery.js";
+import { SYNC_TAG, deliverAll, storeServerKeys } from "./delivery.js";
 import { cannotVoteBecause, deviceTrouble } from "./capabilities.js";
 import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
@@ -16,6 +16,7 @@ import { finishStamps } from "./stamp.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
+const COPY_AFTER_MS = 5000; // a page made longer ago than this is the service worker's copy
 
 const form = document.getElementById("vote-form");
 const pollId = form?.dataset.pollId;
@@ -340,8 +341,32 @@ async function checkBrowser() {
   }
 }
 
-const closingLine = document.getElementById("closing");
+let closingLine = document.getElementById("closing");
 if (closingLine) watchClosing(closingLine, form ? closeForm : () => {});
+
+// A page from the worker's copy painted at once; the poll may have been closed early since it
+// was made. Its counts are refreshed by the results feed, its own votes come from this device.
+async function refreshPollState() {
+  if (!(Date.now() - Number(form.dataset.renderedAt) > COPY_AFTER_MS) || navigator.onLine === false) return;
+  const response = await fetch(`/api/v1/polls/${encodeURIComponent(pollId)}`, { cache: "no-store" });
+  const closesAt = response.ok ? (await response.json()).closes_at : null;
+  if (closesAt === null || String(closesAt) === closingLine?.dataset.closesAt) return;
+  if (!closingLine) {
+    closingLine = document.createElement("p");
+    closingLine.id = "closing";
+    closingLine.className = "closing";
+    form.before(closingLine);
+  }
+  closingLine.dataset.closesAt = String(closesAt);
+  watchClosing(closingLine, closeForm);
+}
+
+// While the page is idle: the keys that check a receipt (and the log), so that a vote is
+// Confirmed one round trip after it is sent; and, on a copy, the poll's current closing time.
+(window.requestIdleCallback ?? setTimeout)(() => {
+  if (navigator.onLine !== false) storeServerKeys().catch(() => {});
+  if (form) refreshPollState().catch(() => {});
+});
 const resultsSection = document.getElementById("results");
 if (resultsSection) startResults(resultsSection);
 startWorker().catch(() => {

@@ -10,10 +10,12 @@ import {
   dropOldCaches,
   isLogResource,
   isPrecached,
+  isVoterPage,
   networkFirst,
   networkThenCache,
   POLL_PAGES,
   precacheAssets,
+  staleWhileRevalidate,
   VERIFY_PAGE,
 } from "./caching.js";
 
@@ -59,6 +61,8 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   if (isPrecached(request.url)) {
     event.respondWith(cacheFirst(request));
+  } else if (isVoterPage(request)) {
+    event.respondWith(staleWhileRevalidate(request, (promise) => event.waitUntil(promise)));
   } else if (isKeptPage(request)) {
     event.respondWith(networkFirst(request, (promise) => event.waitUntil(promise)));
   } else if (isLogResource(request.url)) {
