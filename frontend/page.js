@@ -16,7 +16,6 @@ import { finishStamps } from "./stamp.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
-const COPY_AFTER_MS = 5000; // a page made longer ago than this is the service worker's copy
 
 const form = document.getElementById("vote-form");
 const pollId = form?.dataset.pollId;
@@ -344,10 +343,12 @@ async function checkBrowser() {
 let closingLine = document.getElementById("closing");
 if (closingLine) watchClosing(closingLine, form ? closeForm : () => {});
 
-// A page from the worker's copy painted at once; the poll may have been closed early since it
-// was made. Its counts are refreshed by the results feed, its own votes come from this device.
+// A page made before this visit began is the service worker's copy, painted at once: the poll may
+// have been closed early since. (A device clock ahead of the service's makes every page look like
+// a copy, which costs one small request.) The results feed refreshes the counts; this device's
+// own votes come from the device.
 async function refreshPollState() {
-  if (!(Date.now() - Number(form.dataset.renderedAt) > COPY_AFTER_MS) || navigator.onLine === false) return;
+  if (!(Number(form.dataset.renderedAt) < performance.timeOrigin) || navigator.onLine === false) return;
   const response = await fetch(`/api/v1/polls/${encodeURIComponent(pollId)}`, { cache: "no-store" });
   const closesAt = response.ok ? (await response.json()).closes_at : null;
   if (closesAt === null || String(closesAt) === closingLine?.dataset.closesAt) return;
