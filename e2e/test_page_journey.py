@@ -238,3 +238,28 @@ def test_an_organiser_downloads_the_ballot_log(page: Page, service) -> None:
     folder = f"{poll['id']}-ballot-log"
     assert {f"{folder}/checkpoint", f"{folder}/poll.json", f"{folder}/log-keys.json"} <= set(names)
     assert f"{folder}/tile/entries/000.p/1" in names
+
+
+def test_too_many_invitations_for_a_sheet_are_refused_in_words(page: Page, service) -> None:
+    page.set_viewport_size(PHONE)
+    poll = service.create_poll("Board election", ("Ada", "Grace"), eligibility="invite")
+    page.goto(poll["manage_url"])
+
+    page.get_by_label("How many invitations?").fill("300")
+    page.get_by_role("button", name="Make an invitation sheet").click()
+
+    expect(page.get_by_role("heading", name="No invitations were made", level=1)).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Ask for 1 to 200 invitations at a time.")
+    _checked(page, "organiser-invitations-refused")
+
+
+def test_the_share_link_is_copied_with_one_tap(page: Page, service) -> None:
+    page.set_viewport_size(PHONE)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=service.base_url)
+    poll = service.create_poll("Shared?", ("Yes", "No"))
+    page.goto(poll["manage_url"])
+
+    page.get_by_role("button", name="Copy").first.click()
+
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == service.poll_url(poll)

@@ -286,6 +286,10 @@ function registerQuietly() {
   if (form && navigator.onLine !== false) registerDevice().catch(() => {});
 }
 
+// A page the worker served is in its copies already (it refreshes them itself): no second fetch.
+// Read at load: a worker that claims the page later did not serve it.
+const servedByWorker = Boolean(navigator.serviceWorker?.controller);
+
 async function startWorker() {
   if (!("serviceWorker" in navigator)) return;
   navigator.serviceWorker.addEventListener("message", (event) => {
@@ -293,7 +297,7 @@ async function startWorker() {
   });
   await navigator.serviceWorker.register("/sw.js");
   const registration = await navigator.serviceWorker.ready;
-  registration.active?.postMessage({ type: "cache-page", url: location.href });
+  registration.active?.postMessage({ type: "cache-page", url: location.href, served: servedByWorker });
 }
 
 window.addEventListener("online", () => {

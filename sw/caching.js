@@ -149,12 +149,15 @@ export async function staleWhileRevalidate(request, waitUntil) {
   return cached;
 }
 
-// Keeps a copy of a page the browser loaded before this worker controlled it.
-// Resolves true when a copy is in the cache afterwards, fresh or not.
-export async function cachePage(url) {
+// Keeps a copy of a page the browser loaded before this worker controlled it. A page this worker
+// served (`served`) already has its copy, refreshed by the fetch that served it: on a slow network
+// a second fetch of the page would only compete with the voter's. Resolves true when a copy is in
+// the cache afterwards, fresh or not.
+export async function cachePage(url, served = false) {
   const { origin, pathname } = new URL(url);
   if (origin !== self.location.origin || !(pathname.startsWith(POLL_PAGES) || pathname === VERIFY_PAGE)) return false;
   const cache = await caches.open(PAGE_CACHE);
+  if (served && (await cache.match(pageKey(url)))) return true;
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
   if (response) await storePage(cache, url, response);
   return Boolean(await cache.match(pageKey(url)));

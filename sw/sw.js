@@ -71,11 +71,11 @@ self.addEventListener("fetch", (event) => {
 });
 
 self.addEventListener("message", (event) => {
-  const { type, url, reconnected } = event.data ?? {};
+  const { type, url, reconnected, served } = event.data ?? {};
   if (type === "flush") {
     event.waitUntil(deliverQuietly({ reconnected: Boolean(reconnected) }));
   } else if (type === "cache-page") {
-    event.waitUntil(cachePage(url).then((ok) => event.source?.postMessage({ type: "page-cached", ok })));
+    event.waitUntil(cachePage(url, served).then((ok) => event.source?.postMessage({ type: "page-cached", ok })));
   }
 });
 
