@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bench.stuffing",
     "bench.ballot_log",
     "bench.fleet",
+    "bench.page_speed",
 )
 
 

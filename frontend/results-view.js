@@ -49,7 +49,9 @@ export function resultsView(section, state) {
   }
 
   function showFreshness() {
-    if (state.live && navigator.onLine !== false) setText(freshness, "Live: updated as votes arrive.");
+    const online = navigator.onLine !== false;
+    if (state.live && online) setText(freshness, "Live: updated as votes arrive.");
+    else if (state.connecting && online) setText(freshness, `Updating the results, from ${ageText(state.knownAt)}…`);
     else setText(freshness, `Offline: the last known results, from ${ageText(state.knownAt)}.`);
   }
 
