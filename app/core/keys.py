@@ -1,8 +1,8 @@
 """The service's receipt signing keys: generated on first start, kept under the data dir (0600).
 
 Every key file in `{data_dir}/receipt-keys/` is published at GET /api/v1/keys, so receipts
-signed before a rotation still verify. The newest file signs new receipts. Nodes of one fleet
-share this directory's contents.
+signed before a rotation still verify. The newest file signs new receipts. A fleet keeps its keys
+in the database instead, sealed (app/storage/sealed_keys.py); a ring is then refreshed in place.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 from app.core.protocol import b64encode
 
 KEY_DIR_NAME = "receipt-keys"
+LOG_KEY_DIR_NAME = "log-keys"  # the ballot log's (app/ballot_log/log_keys.py)
 KEY_SUFFIX = ".key"
 KID_BYTES = 9  # 12 base64url characters: short, and collisions need 2**36 keys
 
@@ -28,6 +29,8 @@ KID_BYTES = 9  # 12 base64url characters: short, and collisions need 2**36 keys
 class ReceiptKey:
     kid: str
     signing_key: SigningKey
+    active_from_ms: int = 0
+    """When it may start signing: a fleet publishes a rotated key on every node before any signs."""
 
     @property
     def public_key(self) -> bytes:
@@ -45,11 +48,22 @@ class PublicKeyInfo(msgspec.Struct):
 
 
 class KeyRing:
-    def __init__(self, keys: list[ReceiptKey]) -> None:
-        if not keys:
-            raise ValueError("a key ring needs at least one key")
-        self.keys = keys
-        self.active = keys[-1]
+    """The keys, oldest first; the active one is the newest whose time has come.
+
+    Replaced in place (`replace`) when a fleet's keys change: the vote path reads `active` per batch.
+    """
+
+    def __init__(self, keys: list[ReceiptKey], now_ms: int | None = None) -> None:
+        self.replace(keys, now_ms)
+
+    def replace(self, keys: list[ReceiptKey], now_ms: int | None = None) -> None:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        usable = [key for key in keys if key.active_from_ms <= now_ms]
+        if not usable:
+            raise ValueError("a key ring needs at least one key it may sign with")
+        # One assignment each: a reader between them sees an old ring or a new one, both whole.
+        self.keys = list(keys)
+        self.active = usable[-1]
 
     def public_keys(self) -> list[PublicKeyInfo]:
         return [
@@ -89,6 +103,17 @@ def rotate(data_dir: Path, dir_name: str = KEY_DIR_NAME) -> ReceiptKey:
     return ReceiptKey(kid=kid_for(bytes(key.verify_key)), signing_key=key)
 
 
+def file_seeds(data_dir: Path, dir_name: str = KEY_DIR_NAME) -> list[tuple[int, bytes]]:
+    """The (creation time in ns, seed) of each key file, oldest first: what a fleet imports."""
+    files = _key_files(data_dir / dir_name)
+    return [(int(p.stem) if p.stem.isdigit() else n, _read_key(p).signing_key.encode()) for n, p in enumerate(files)]
+
+
+def key_of_seed(seed: bytes, active_from_ms: int = 0) -> ReceiptKey:
+    key = SigningKey(seed)
+    return ReceiptKey(kid=kid_for(bytes(key.verify_key)), signing_key=key, active_from_ms=active_from_ms)
+
+
 def _key_files(key_dir: Path) -> list[Path]:
     return sorted(key_dir.glob(f"*{KEY_SUFFIX}"))
 
@@ -97,5 +122,4 @@ def _read_key(path: Path) -> ReceiptKey:
     seed = path.read_bytes()
     if len(seed) != 32:
         raise ValueError(f"{path}: expected a 32-byte Ed25519 seed, found {len(seed)} bytes")
-    key = SigningKey(seed)
-    return ReceiptKey(kid=kid_for(bytes(key.verify_key)), signing_key=key)
+    return key_of_seed(seed)
