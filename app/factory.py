@@ -155,7 +155,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[
             VoteServicePlugin(settings, db, votes, rate_limits),
             channels,
-            LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget, channels, backend),
+            LiveResultsPlugin(
+                settings, db, votes.on_accepted, votes.polls.forget, votes.polls.forget_all, channels, backend
+            ),
         ],
         middleware=[
             DefineMiddleware(
