@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 import os
 import secrets
 import subprocess
@@ -188,3 +189,32 @@ async def test_file_keys_stay_the_default(settings):
         await db.dispose()
     assert (settings.data_dir / "receipt-keys").is_dir()
     assert [k.kid for k in again.keys] == [receipt_ring.active.kid, added.kid]
+
+
+async def test_litestar_keys_rotate_reaches_a_running_node(settings, tmp_path, kek_file):
+    async with serve(node(settings, tmp_path, "a", kek_file)) as a:
+        env = {
+            **os.environ,
+            "VOTE_DATABASE_URL": settings.database_url,
+            "VOTE_DATA_DIR": str(tmp_path / "operator"),
+            "VOTE_KEY_ENCRYPTION_KEY_FILE": str(kek_file),
+            "VOTE_KEY_REFRESH_SECONDS": str(REFRESH_S),
+        }
+        litestar = str(Path(sys.executable).with_name("litestar"))
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [litestar, "keys", "rotate"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        kid = json.loads(done.stdout)["kid"]
+
+        async def a_signs_with_it() -> bool:
+            return [k["kid"] for k in (await keys_of(a))["keys"] if k["active"]] == [kid]
+
+        await until(a_signs_with_it)
