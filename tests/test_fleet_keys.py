@@ -24,7 +24,7 @@ from app.eligibility import secret
 from app.storage import sealed_keys
 from app.storage.db import Database
 from app.storage.migrate import upgrade
-from tests.helpers import Voter, create_poll, send_vote, verify_receipt
+from tests.helpers import Voter, admin_headers, create_poll, send_vote, verify_receipt
 from tests.lifespan import serve
 
 REFRESH_S = 0.05  # a rotated key signs after 3 refreshes: 0.15 s here, 15 s by default
@@ -108,6 +108,18 @@ async def test_rotation_on_one_node_reaches_another_without_restart(settings, tm
         assert receipt["kid"] == new_key.kid
         verify_receipt(receipt, (await keys_of(a))["keys"], vote)
     assert new_log_key.active_from_ms > 0
+
+
+async def test_an_invitation_issued_on_one_node_admits_on_another(settings, tmp_path, kek_file):
+    async with (
+        serve(node(settings, tmp_path, "a", kek_file)) as a,
+        serve(node(settings, tmp_path, "b", kek_file)) as b,
+    ):
+        poll = await create_poll(a, question="Members only?", options=["Yes", "No"], eligibility="invite")
+        issued = await a.post(f"/api/v1/polls/{poll['id']}/invitations", json={"count": 1}, headers=admin_headers())
+        [invitation] = issued.json()["invitations"]
+        vote = Voter().vote(poll["id"], poll["options"][0]["id"], invitation=invitation["code"])
+        assert (await send_vote(b, vote)).status_code == 201  # b hashes the code with a's key
 
 
 async def test_rotated_key_is_published_before_it_signs(settings, tmp_path, kek_file):
