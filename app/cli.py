@@ -14,7 +14,6 @@ import msgspec
 from litestar import Litestar
 
 from app.core.key_encryption import KeyEncryptionError
-from app.core.keys import KeyRing
 from app.core.settings import Settings
 from app.storage import sealed_keys
 from app.storage.db import Database
@@ -281,12 +280,13 @@ def keys_rotate_command(ctx: click.Context) -> None:
 @keys_group.command(name="rotate-log", help="Make a new active ballot log key; old ones stay published.")
 @click.pass_context
 def keys_rotate_log_command(ctx: click.Context) -> None:
-    from app.ballot_log.log_keys import LogSigner, key_name_for
+    from app.ballot_log.log_keys import key_name_for
+    from app.ballot_log.note import Verifier
 
     async def work(db: Database, settings: Settings) -> dict[str, Any]:
         key = await sealed_keys.rotate(settings, db, sealed_keys.LOG)
-        # The vkey it will sign with: a fleet's new key signs once every node publishes it.
-        ring = KeyRing([key])
-        return {"vkey": LogSigner(key_name_for(settings.base_url), ring).vkey, "active_from": key.active_from_ms}
+        # The vkey it signs with from `active_from`: a fleet's, once every node publishes it.
+        vkey = Verifier.of(key_name_for(settings.base_url), key.public_key).vkey
+        return {"vkey": vkey, "active_from": key.active_from_ms}
 
     click.echo(json.dumps(_run(ctx, work)))

@@ -203,7 +203,8 @@ async def test_file_keys_stay_the_default(settings):
     assert [k.kid for k in again.keys] == [receipt_ring.active.kid, added.kid]
 
 
-async def test_litestar_keys_rotate_reaches_a_running_node(settings, tmp_path, kek_file):
+@pytest.mark.parametrize("command", ["rotate", "rotate-log"])
+async def test_litestar_keys_rotate_reaches_a_running_node(settings, tmp_path, kek_file, command):
     async with serve(node(settings, tmp_path, "a", kek_file)) as a:
         env = {
             **os.environ,
@@ -211,11 +212,12 @@ async def test_litestar_keys_rotate_reaches_a_running_node(settings, tmp_path, k
             "VOTE_DATA_DIR": str(tmp_path / "operator"),
             "VOTE_KEY_ENCRYPTION_KEY_FILE": str(kek_file),
             "VOTE_KEY_REFRESH_SECONDS": str(REFRESH_S),
+            "VOTE_PUBLIC_URL": settings.base_url,
         }
         litestar = str(Path(sys.executable).with_name("litestar"))
         done = await asyncio.to_thread(
             subprocess.run,
-            [litestar, "keys", "rotate"],
+            [litestar, "keys", command],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -224,9 +226,12 @@ async def test_litestar_keys_rotate_reaches_a_running_node(settings, tmp_path, k
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        kid = json.loads(done.stdout)["kid"]
+        printed = json.loads(done.stdout)
 
         async def a_signs_with_it() -> bool:
-            return [k["kid"] for k in (await keys_of(a))["keys"] if k["active"]] == [kid]
+            keys = await keys_of(a)
+            if command == "rotate-log":
+                return keys["log"]["vkey"] == printed["vkey"]
+            return [k["kid"] for k in keys["keys"] if k["active"]] == [printed["kid"]]
 
         await until(a_signs_with_it)

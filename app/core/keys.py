@@ -50,26 +50,34 @@ class PublicKeyInfo(msgspec.Struct):
 class KeyRing:
     """The keys, oldest first; the active one is the newest whose time has come.
 
-    Replaced in place (`replace`) when a fleet's keys change: the vote path reads `active` per batch.
+    Replaced in place (`replace`) when a fleet's keys change. The active key follows the clock, not
+    the refresh: every node switches to a rotated key at the same instant (app/storage/sealed_keys.py).
     """
 
-    def __init__(self, keys: list[ReceiptKey], now_ms: int | None = None) -> None:
-        self.replace(keys, now_ms)
+    def __init__(self, keys: list[ReceiptKey]) -> None:
+        self.replace(keys)
 
-    def replace(self, keys: list[ReceiptKey], now_ms: int | None = None) -> None:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        usable = [key for key in keys if key.active_from_ms <= now_ms]
-        if not usable:
+    def replace(self, keys: list[ReceiptKey]) -> None:
+        if not keys or keys[0].active_from_ms > _now_ms():
             raise ValueError("a key ring needs at least one key it may sign with")
-        # One assignment each: a reader between them sees an old ring or a new one, both whole.
-        self.keys = list(keys)
-        self.active = usable[-1]
+        self.keys = list(keys)  # one assignment: a reader sees the old ring or the new one, whole
+
+    @property
+    def active(self) -> ReceiptKey:
+        """Read once per group commit and per checkpoint: a few keys, scanned from the newest."""
+        keys, now_ms = self.keys, _now_ms()
+        return next((key for key in reversed(keys) if key.active_from_ms <= now_ms), keys[0])
 
     def public_keys(self) -> list[PublicKeyInfo]:
+        active = self.active
         return [
-            PublicKeyInfo(kid=k.kid, alg="Ed25519", public_key=b64encode(k.public_key), active=k is self.active)
+            PublicKeyInfo(kid=k.kid, alg="Ed25519", public_key=b64encode(k.public_key), active=k is active)
             for k in self.keys
         ]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def kid_for(public_key: bytes) -> str:

@@ -2,9 +2,10 @@
 (app/core/key_encryption.py): one rotation reaches every node, with no directory to copy.
 
 Each node re-reads them every VOTE_KEY_REFRESH_SECONDS and replaces its rings in place. A rotated
-key is published at once and signs only after three of those intervals, by which time every node
-publishes it: no receipt or checkpoint is signed with a key another node does not show at
-/api/v1/keys. Without a key-encryption key, the keys stay files in the data dir (app/core/keys.py).
+key is published at once and signs from a time stored with it, three of those intervals later, by
+which every node publishes it: no receipt or checkpoint is signed with a key another node does not
+show at /api/v1/keys, and every node switches at that instant (as far as their clocks agree).
+Without a key-encryption key, the keys stay files in the data dir (app/core/keys.py).
 """
 
 from __future__ import annotations
