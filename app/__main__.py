@@ -6,13 +6,17 @@ import asyncio
 import sys
 
 from app.core.admin_token import AdminTokenError, admin_token
+from app.core.key_encryption import KeyEncryptionError
 from app.core.settings import Settings, SettingsError
 from app.edge.limits import http_protocol
+from app.eligibility import secret as eligibility_secret
+from app.eligibility.secret import BadEligibilityKey
 from app.polls.store import ensure_demo_poll
 from app.storage.db import Database
 from app.storage.files import make_private_dir
 from app.storage.first_start import LostDatabase, refuse_lost_database
 from app.storage.migrate import upgrade
+from app.storage.sealed_keys import load_rings
 from app.workers import serve
 
 # Results streams never end by themselves: past this, a shutdown stops waiting and ends them.
@@ -28,6 +32,9 @@ async def prepare(settings: Settings) -> str:
         await upgrade(db)
         if settings.admin_token is None:
             admin_token(settings.data_dir)
+        # The keys, made or opened once here: a wrong key-encryption key is one line, not N tracebacks.
+        await load_rings(settings, db)
+        await eligibility_secret.load(settings, db)
         return await ensure_demo_poll(db)
     finally:
         await db.dispose()
@@ -37,7 +44,7 @@ def main() -> None:
     try:
         settings = Settings.from_env()
         poll_id = asyncio.run(prepare(settings))
-    except (SettingsError, AdminTokenError, LostDatabase) as error:
+    except (SettingsError, AdminTokenError, LostDatabase, KeyEncryptionError, BadEligibilityKey) as error:
         sys.exit(f"error: {error}")
     print(f"Demo poll: {settings.base_url}/polls/{poll_id}", flush=True)
     serve(

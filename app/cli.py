@@ -13,8 +13,9 @@ import click
 import msgspec
 from litestar import Litestar
 
-from app.core import keys as receipt_keys
+from app.core.key_encryption import KeyEncryptionError
 from app.core.settings import Settings
+from app.storage import sealed_keys
 from app.storage.db import Database
 from app.storage.first_start import LostDatabase, refuse_lost_database
 from app.storage.migrate import current_revision, upgrade
@@ -50,7 +51,7 @@ def _run(ctx: click.Context, work: Any, *, new_database: bool = False) -> Any:
 
     try:
         return asyncio.run(main())
-    except LostDatabase as error:
+    except (LostDatabase, KeyEncryptionError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -153,7 +154,7 @@ def close_poll_command(ctx: click.Context, poll_id: str) -> None:
 @click.pass_context
 def publish_log_command(ctx: click.Context, poll_id: str, directory: Path) -> None:
     from app.ballot_log.integrator import integrate
-    from app.ballot_log.log_keys import LogSigner, origin_for
+    from app.ballot_log.log_keys import LogSigner, key_name_for, origin_for
     from app.ballot_log.publish import PublishError, publish
     from app.polls.store import load_poll
 
@@ -161,7 +162,7 @@ def publish_log_command(ctx: click.Context, poll_id: str, directory: Path) -> No
         poll = await load_poll(db, poll_id)
         if poll is None:
             raise click.ClickException(f"there is no poll {poll_id!r}")
-        signer = LogSigner.load(settings.data_dir, settings.base_url)
+        signer = LogSigner(key_name_for(settings.base_url), (await sealed_keys.load_rings(settings, db))[1])
         origin = origin_for(settings.base_url, poll_id)
         while await integrate(db, poll_id, signer, origin):  # catch up, as the service would within a second
             pass
@@ -229,9 +230,9 @@ def invite_command(ctx: click.Context, poll_id: str, count: int, as_csv: bool) -
 
     async def work(db: Database, settings: Settings) -> str:
         try:
-            key = secret.load_or_create(settings.data_dir)
+            key = await secret.load(settings, db)
             issued = await issue_invitations(db, key, poll_id, count, settings)
-        except (problems.Problem, secret.BadEligibilityKey) as error:
+        except (problems.Problem, secret.BadEligibilityKey, KeyEncryptionError) as error:
             raise click.ClickException(str(error)) from None
         return invitations_csv(issued) if as_csv else msgspec.json.encode(issued).decode()
 
@@ -272,17 +273,20 @@ def keys_group() -> None:
 @keys_group.command(name="rotate", help="Make a new active receipt key; old ones stay published.")
 @click.pass_context
 def keys_rotate_command(ctx: click.Context) -> None:
-    settings: Settings = _app(ctx).state.settings
-    receipt_keys.load_or_create(settings.data_dir)
-    key = receipt_keys.rotate(settings.data_dir)
-    click.echo(json.dumps({"kid": key.kid}))
+    key = _run(ctx, lambda db, settings: sealed_keys.rotate(settings, db, sealed_keys.RECEIPT))
+    click.echo(json.dumps({"kid": key.kid, "active_from": key.active_from_ms}))
 
 
 @keys_group.command(name="rotate-log", help="Make a new active ballot log key; old ones stay published.")
 @click.pass_context
 def keys_rotate_log_command(ctx: click.Context) -> None:
-    from app.ballot_log.log_keys import LogSigner, rotate
+    from app.ballot_log.log_keys import key_name_for
+    from app.ballot_log.note import Verifier
 
-    settings: Settings = _app(ctx).state.settings
-    rotate(settings.data_dir)
-    click.echo(json.dumps({"vkey": LogSigner.load(settings.data_dir, settings.base_url).vkey}))
+    async def work(db: Database, settings: Settings) -> dict[str, Any]:
+        key = await sealed_keys.rotate(settings, db, sealed_keys.LOG)
+        # The vkey it signs with from `active_from`: a fleet's, once every node publishes it.
+        vkey = Verifier.of(key_name_for(settings.base_url), key.public_key).vkey
+        return {"vkey": vkey, "active_from": key.active_from_ms}
+
+    click.echo(json.dumps(_run(ctx, work)))

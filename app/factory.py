@@ -18,10 +18,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
 from app.ballot_log.integrator import Integrator, SequencerHelper
-from app.ballot_log.log_keys import LogSigner, origin_for
+from app.ballot_log.log_keys import LogSigner, key_name_for, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
-from app.core.keys import KeyRing, load_or_create
+from app.core.keys import KeyRing
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
@@ -38,6 +38,7 @@ from app.live.plugin import LiveResultsPlugin, channels_backend, channels_plugin
 from app.log_web.pages import verify_page
 from app.log_web.routes import log_routes
 from app.organiser.pages import organiser_handlers
+from app.storage import sealed_keys
 from app.storage.db import Database
 from app.storage.files import make_private_dir
 from app.storage.first_start import refuse_lost_database
@@ -74,11 +75,17 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         make_private_dir(self.settings.data_dir)
         await refuse_lost_database(self.db, self.settings.data_dir)
         await upgrade(self.db)
-        keys = load_or_create(self.settings.data_dir)
+        # From the data dir, or a fleet's from the database (app/storage/sealed_keys.py).
+        keys, log_keys = await sealed_keys.load_rings(self.settings, self.db)
         # Before the vote service opens: a bad token file stops the start with nothing to close.
         token = self.settings.admin_token or admin_token(self.settings.data_dir)
-        eligibility_key = eligibility_secret.load_or_create(self.settings.data_dir)
-        log_signer = LogSigner.load(self.settings.data_dir, self.settings.base_url)
+        eligibility_key = await eligibility_secret.load(self.settings, self.db)
+        log_signer = LogSigner(key_name_for(self.settings.base_url), log_keys)
+        store = sealed_keys.SealedKeyStore.of(self.settings, self.db)
+        refresher = None
+        if store is not None:  # a fleet: a rotation on any node reaches this one without a restart
+            rings = {sealed_keys.RECEIPT: keys, sealed_keys.LOG: log_keys}
+            refresher = sealed_keys.KeyRefresher(store, rings, self.settings.key_refresh_seconds)
         self.votes.open(keys, eligibility_key)
         self.rate_limits.open(eligibility_key)
         app.state.update(receipt_keys=keys, admin_token=token, eligibility_key=eligibility_key, log_signer=log_signer)
@@ -106,9 +113,13 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         gc.collect()
         gc.freeze()
         integrator.start()
+        if refresher is not None:
+            refresher.start()
         try:
             yield
         finally:
+            if refresher is not None:
+                await refresher.stop()
             await integrator.stop()
             await log_db.dispose()
             await self.votes.close()
@@ -152,7 +163,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[
             VoteServicePlugin(settings, db, votes, rate_limits),
             channels,
-            LiveResultsPlugin(settings, db, votes.on_accepted, votes.polls.forget, channels, backend),
+            LiveResultsPlugin(
+                settings, db, votes.on_accepted, votes.polls.forget, votes.polls.forget_all, channels, backend
+            ),
         ],
         middleware=[
             DefineMiddleware(

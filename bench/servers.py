@@ -48,6 +48,21 @@ def uvicorn(
 
 
 @contextmanager
+def granian(
+    app: str, *, env: dict[str, str], log: Path, workers: int = 1, ready_path: str = "/readyz"
+) -> Iterator[Server]:
+    """Runs `app` (a factory) under Granian's ASGI interface (Rust HTTP, uvloop), until the block ends."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "granian", app, "--factory", "--interface", "asgi", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--no-ws", "--no-access-log",
+        "--log-level", "warning", "--workers-kill-timeout", "1", "--http", "1",
+    ]  # fmt: skip
+    with _running(command, port, env, log, ready_path) as server:
+        yield server
+
+
+@contextmanager
 def vote_service(*, env: dict[str, str], log: Path, workers: int = 1, tree: Path = ROOT) -> Iterator[Server]:
     """The vote service as `make run` starts it: `python -m app` with VOTE_WORKERS processes, from `tree`."""
     port = free_port()

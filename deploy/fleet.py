@@ -4,8 +4,9 @@
 
 Each node is its own `python -m app` (own port, own data dir under a temporary directory); all
 share one PostgreSQL database made for this run (dropped when it ends), one Redis (channels
-under a prefix of this run's own) and one set of keys. HAProxy from Debian (deploy/haproxy.cfg)
-balances them and takes a node out while its /readyz fails. Ctrl-C stops everything.
+under a prefix of this run's own) and one set of keys, sealed in that database under one
+key-encryption key file. HAProxy from Debian (deploy/haproxy.cfg) balances them and takes a node
+out while its /readyz fails. Ctrl-C stops everything.
 
 The e2e fleet tests (e2e/fleet/) and the fleet benchmark (bench/fleet.py) use the same `Fleet`.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import secrets
 import shutil
@@ -32,10 +34,6 @@ from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.engine import make_url
-
-from app.ballot_log.log_keys import LOG_KEY_DIR
-from app.core import keys
-from app.eligibility import secret
 
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY = Path("/usr/sbin/haproxy")
@@ -74,26 +72,16 @@ def is_ready(url: str) -> bool:
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def give_nodes_the_keys(source: Path, data_dirs: list[Path]) -> None:
-    """Every node signs with the same keys. Today the keys are files in each node's data dir
-    (app/core/keys.py, app/ballot_log/log_keys.py, app/eligibility/secret.py), so one set is made
-    in `source` and copied into each. The one place to change when keys come from elsewhere."""
-    keys.load_or_create(source)
-    keys.load_or_create(source, LOG_KEY_DIR)
-    secret.load_or_create(source)
-    for data_dir in data_dirs:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for key_dir in (keys.KEY_DIR_NAME, LOG_KEY_DIR):
-            (data_dir / key_dir).mkdir(exist_ok=True, mode=0o700)
-            for key_file in (source / key_dir).glob(f"*{keys.KEY_SUFFIX}"):
-                _copy_private(key_file, data_dir / key_dir / key_file.name)
-        _copy_private(source / secret.KEY_FILE, data_dir / secret.KEY_FILE)
-
-
-def _copy_private(source: Path, target: Path) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def give_nodes_the_keys(workdir: Path, nodes: list[Node]) -> None:
+    """Every node signs with the same keys, kept sealed in the fleet's database under one
+    key-encryption key that every node is given as a file (docs/deploy.md, "Keys for a fleet"):
+    the first node to start stores them, the others read them, and rotations reach them all."""
+    kek = workdir / "key-encryption-key"
+    fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
-        file.write(source.read_bytes())
+        file.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
+    for node in nodes:
+        node.env["VOTE_KEY_ENCRYPTION_KEY_FILE"] = str(kek)
 
 
 # --- the database -------------------------------------------------------------------------------
@@ -330,7 +318,7 @@ class Fleet:
         self.database_url = create_database(self.spec.database_url, self.database_name)
         try:
             self.demo_poll_id = prepare_database(self.database_url)
-            give_nodes_the_keys(self.workdir / "keys", [node.data_dir for node in self.nodes])
+            give_nodes_the_keys(self.workdir, self.nodes)
             for node in self.nodes:
                 node.env["VOTE_DATABASE_URL"] = self.database_url
                 node.start()

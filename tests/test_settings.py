@@ -42,6 +42,8 @@ def test_postgres_url_is_accepted():
         ({"VOTE_PUBLIC_URL": "ftp://x"}, "VOTE_PUBLIC_URL"),
         ({"VOTE_REDIS_URL": "http://x"}, "VOTE_REDIS_URL"),
         ({"VOTE_LOG_LEVEL": "LOUD"}, "VOTE_LOG_LEVEL"),
+        ({"VOTE_KEY_ENCRYPTION_KEY_FILE": ""}, "VOTE_KEY_ENCRYPTION_KEY_FILE"),
+        ({"VOTE_KEY_REFRESH_SECONDS": "0"}, "VOTE_KEY_REFRESH_SECONDS"),
     ],
 )
 def test_bad_setting_names_the_variable(env, variable):

@@ -41,6 +41,7 @@ from app.ballot_log.log_keys import LogSigner, origin_for
 from app.ballot_log.merkle import EMPTY_ROOT, leaf_hash
 from app.ballot_log.tiles import TILE_HEIGHT, TILE_WIDTH, TreeEdge
 from app.core.helper_process import HelperProcess, copy_outcome, serve
+from app.core.keys import KeyRing, ReceiptKey
 from app.storage.db import Database, configure_sqlite
 from app.storage.sqlite_files import Identity, SqliteFiles, identity_of
 
@@ -224,7 +225,7 @@ class SqliteSequencer:
         self.identities = [tuple(identity) for identity in identities]
         if not self._files_unchanged():
             return 0
-        signer = LogSigner(key_name, SigningKey(seed), ())
+        signer = LogSigner(key_name, KeyRing([ReceiptKey("", SigningKey(seed))]))  # the key the worker signs with
         made = 0
         with self._connect().connect() as conn:
             with conn.begin():

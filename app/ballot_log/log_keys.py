@@ -1,5 +1,6 @@
 """The ballot log's signing keys and names: like the receipt keys (app/core/keys.py), in their own
-directory, `{data_dir}/log-keys/`. The newest signs new checkpoints; every one stays published."""
+directory, `{data_dir}/log-keys/`, or beside them in the database for a fleet
+(app/storage/sealed_keys.py). The newest signs new checkpoints; every one stays published."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app.ballot_log.checkpoint import Checkpoint
 from app.ballot_log.note import Verifier, sign
 from app.core import keys
 
-LOG_KEY_DIR = "log-keys"
+LOG_KEY_DIR = keys.LOG_KEY_DIR_NAME
 
 
 def log_host(base_url: str) -> str:
@@ -34,13 +35,20 @@ def key_name_for(base_url: str) -> str:
 @dataclass(frozen=True, slots=True)
 class LogSigner:
     name: str
-    active: SigningKey
-    all_keys: tuple[SigningKey, ...]
+    ring: keys.KeyRing
+    """Replaced in place when a fleet's keys are refreshed (app/storage/sealed_keys.py)."""
 
     @classmethod
     def load(cls, data_dir: Path, base_url: str) -> LogSigner:
-        ring = keys.load_or_create(data_dir, LOG_KEY_DIR)
-        return cls(key_name_for(base_url), ring.active.signing_key, tuple(k.signing_key for k in ring.keys))
+        return cls(key_name_for(base_url), keys.load_or_create(data_dir, LOG_KEY_DIR))
+
+    @property
+    def active(self) -> SigningKey:
+        return self.ring.active.signing_key
+
+    @property
+    def all_keys(self) -> tuple[SigningKey, ...]:
+        return tuple(key.signing_key for key in self.ring.keys)
 
     def sign(self, checkpoint: Checkpoint) -> bytes:
         return sign(checkpoint.text(), self.name, self.active).encode()

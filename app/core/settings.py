@@ -64,6 +64,11 @@ class Settings:
     """Vote requests a minute per poll, from all clients together; 0 = off."""
     poll_creation: str = "admin"
     """Who may create polls: `admin` (the admin token) or `open` (anyone, at a bounded rate)."""
+    key_encryption_key_file: Path | None = None
+    """A fleet's key-encryption key (32 bytes, base64): with it the signing keys live in the
+    database, sealed, shared by every node (docs/deploy.md); in `data_dir` without it."""
+    key_refresh_seconds: float = 5.0
+    """How often a node re-reads the keys in the database; a rotated key signs only after 3 times this."""
 
     @property
     def base_url(self) -> str:
@@ -99,6 +104,8 @@ class Settings:
             rate_limit_per_client=_count(env, "VOTE_RATE_LIMIT_PER_CLIENT", defaults.rate_limit_per_client, minimum=0),
             rate_limit_per_poll=_count(env, "VOTE_RATE_LIMIT_PER_POLL", defaults.rate_limit_per_poll, minimum=0),
             poll_creation=_poll_creation(env.get("VOTE_POLL_CREATION", defaults.poll_creation)),
+            key_encryption_key_file=_key_file(env.get("VOTE_KEY_ENCRYPTION_KEY_FILE")),
+            key_refresh_seconds=_refresh(env.get("VOTE_KEY_REFRESH_SECONDS", str(defaults.key_refresh_seconds))),
         )
 
 
@@ -157,6 +164,27 @@ def _heartbeat(value: str) -> float:
         seconds = 0.0
     if not 0 < seconds <= 300:
         raise SettingsError(f"VOTE_LIVE_HEARTBEAT_SECONDS: expected seconds in (0, 300], got {value!r}")
+    return seconds
+
+
+def _key_file(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    # Set but empty is refused: more likely a secret that failed to arrive than a choice.
+    if not value.strip():
+        raise SettingsError(
+            "VOTE_KEY_ENCRYPTION_KEY_FILE: is empty; name the file, or unset it to keep keys in VOTE_DATA_DIR"
+        )
+    return Path(value)
+
+
+def _refresh(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise SettingsError(f"VOTE_KEY_REFRESH_SECONDS: expected seconds in (0, 300], got {value!r}")
     return seconds
 
 

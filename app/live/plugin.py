@@ -51,6 +51,7 @@ class LiveResultsPlugin(InitPluginProtocol):
         db: Database,
         accepted: list[Callable[[str, str], None]],
         poll_changed: Callable[[str], None],
+        polls_missed: Callable[[], None],
         channels: ChannelsPlugin,
         backend: ChannelsBackend,
     ) -> None:
@@ -60,6 +61,8 @@ class LiveResultsPlugin(InitPluginProtocol):
         """The vote service's listeners, called with (poll_id, option_id) after each new vote."""
         self.poll_changed = poll_changed
         """Called on every worker with the id of each poll created anywhere."""
+        self.polls_missed = polls_missed
+        """Called when news may have been lost (Redis came back): every poll may have changed."""
         self.channels = channels
         self.backend = backend
 
@@ -79,16 +82,20 @@ class LiveResultsPlugin(InitPluginProtocol):
             heartbeat_s=self.settings.live_heartbeat_seconds,
         )
         app.state.live = live
-        app.state.poll_news = news = PollNews(self.channels, self.settings.redis_channel_prefix, self.poll_changed)
+        app.state.poll_news = news = PollNews(
+            self.channels, self.settings.redis_channel_prefix, self.poll_changed, self.polls_missed
+        )
         await news.start()
         self.accepted.append(live.vote_accepted)
         if isinstance(self.backend, ResilientRedisBackend):
             self.backend.on_reconnect.append(live.refresh)
+            self.backend.on_reconnect.append(news.missed)
         try:
             yield
         finally:
             if isinstance(self.backend, ResilientRedisBackend):
                 self.backend.on_reconnect.remove(live.refresh)
+                self.backend.on_reconnect.remove(news.missed)
             self.accepted.remove(live.vote_accepted)
             await news.close()
             await live.close()

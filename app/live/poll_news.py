@@ -1,6 +1,7 @@
 """Tells every worker, through the channels backend (Redis across workers and nodes), that a poll
 was created or changed (closed early), so that none goes on taking its id for an unknown one or
-serving its old copy from memory (app/polls/cache.py)."""
+serving its old copy from memory (app/polls/cache.py). News published while Redis was away is lost:
+once it is back, every worker forgets what it remembered about every poll (`missed`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ log = logging.getLogger(__name__)
 
 
 class PollNews:
-    def __init__(self, channels: ChannelsPlugin, channel_prefix: str, on_changed: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        channels: ChannelsPlugin,
+        channel_prefix: str,
+        on_changed: Callable[[str], None],
+        on_missed: Callable[[], None],
+    ) -> None:
         self.channels = channels
         self.channel = f"{channel_prefix}:polls-changed"
         self.on_changed = on_changed
+        self.on_missed = on_missed
         self._subscriber: Subscriber | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -37,6 +45,11 @@ class PollNews:
             await self.channels.wait_published(poll_id.encode(), self.channel)
         except Exception:
             log.warning("could not announce a poll; other workers see it within their cache's TTL", exc_info=True)
+
+    async def missed(self) -> None:
+        """The subscription is back after a gap: a poll created meanwhile on another node must not
+        stay an unknown id here until the cache's time-to-live ends."""
+        self.on_missed()
 
     async def close(self) -> None:
         if self._subscriber is not None:

@@ -25,7 +25,8 @@ class PollCache:
     Ids found to name no poll are kept too, so that votes for unknown polls cost no database read
     after the first. A poll created later under such an id is announced the same way; the
     time-to-live bounds it where no announcement reaches (several workers without Redis, a poll
-    made or closed by the CLI).
+    made or closed by the CLI). Announcements lost while Redis was away clear the whole cache once
+    it is back (app/live/poll_news.py).
     """
 
     TTL_S = 30.0
@@ -73,6 +74,11 @@ class PollCache:
         """A poll was created or changed under this id: read it again next time."""
         self._unknown.pop(poll_id, None)
         self._entries.pop(poll_id, None)
+
+    def forget_all(self) -> None:
+        """News of polls may have been lost (Redis was away): read every poll again next time."""
+        self._unknown.clear()
+        self._entries.clear()
 
     def _remember_unknown(self, poll_ids: list[str]) -> None:
         if len(self._unknown) + len(poll_ids) > self.MAX_UNKNOWN:

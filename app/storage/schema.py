@@ -124,3 +124,15 @@ ballot_log_checkpoints = Table(
     Column("made_at", BigInteger, nullable=False),  # ms since the epoch, the service's clock
     ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
 )
+
+# A fleet's signing keys (app/storage/sealed_keys.py): each seed sealed under the key-encryption key
+# every node is given, so a copy of the database signs nothing. `purpose` is receipt, log or
+# eligibility; the first key of each has created_ns 0, so that nodes starting together agree on it.
+sealed_keys = Table(
+    "sealed_keys",
+    metadata,
+    Column("purpose", String(16), primary_key=True),
+    Column("created_ns", BigInteger, primary_key=True),
+    Column("active_from", BigInteger, nullable=False),  # ms since the epoch: when it may sign
+    Column("sealed", LargeBinary, nullable=False),
+)
