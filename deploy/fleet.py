@@ -81,6 +81,7 @@ def give_nodes_the_keys(workdir: Path, nodes: list[Node]) -> None:
     with os.fdopen(fd, "wb") as file:
         file.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
     for node in nodes:
+        node.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         node.env["VOTE_KEY_ENCRYPTION_KEY_FILE"] = str(kek)
 
 
