@@ -25,6 +25,7 @@ from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
 from app.edge.http import answer_head_on_schema_routes
+from app.edge.i18n import remember_language
 from app.edge.limits import StreamsPerClient
 from app.edge.pages import page_compression, page_handlers, template_config
 from app.edge.polls import PollController
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(VoteRateLimits, limits=rate_limits),
         ],
         exception_handlers=exception_handlers,
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, remember_language],
         template_config=template_config(),
         compression_config=page_compression(),
         openapi_config=OpenAPIConfig(
