@@ -66,6 +66,13 @@ export function reasonWords(reason) {
   return _(reason ?? "");
 }
 
+// Without Background Sync (Firefox, Safari), said before the voter chooses.
+export function sendsWhileOpen() {
+  return _(
+    "This browser sends a vote saved on this device only while this page is open: keep it open, or come back to it, until your vote says Confirmed.",
+  );
+}
+
 export function failedAdvice(reason) {
   return Object.hasOwn(FAILED_ADVICE, reason) ? FAILED_ADVICE[reason] : TRY_AGAIN;
 }

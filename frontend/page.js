@@ -316,7 +316,15 @@ window.addEventListener("offline", showConnection);
 showConnection();
 // Without Background Sync (Firefox, Safari) no event wakes the worker for a queued vote once the
 // page is closed: the voter is told before choosing.
-if (sendsWhileOpen && !("SyncManager" in window)) sendsWhileOpen.hidden = false;
+// The words come with advice.js, off the critical path.
+if (sendsWhileOpen && !("SyncManager" in window)) {
+  adviceLoaded
+    .then((words) => {
+      setText(sendsWhileOpen, words.sendsWhileOpen());
+      sendsWhileOpen.hidden = false;
+    })
+    .catch(() => {});
+}
 if (form) {
   checkBrowser();
   keepInvitation(pollId);
