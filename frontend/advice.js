@@ -3,7 +3,7 @@
 // itself; the service worker precaches it with the other assets, so it is there offline too.
 
 import { N_, _ } from "./i18n.js";
-import { NETWORK_ERROR } from "./reasons.js";
+import { NETWORK_ERROR, RECEIPT_REJECTED } from "./reasons.js";
 
 // The final answers of docs/protocol.md, by their problem type, in words.
 const REASON_WORDS = {
@@ -59,6 +59,7 @@ const CANNOT_VOTE = {
 export function reasonWords(reason) {
   if (Object.hasOwn(REASON_WORDS, reason)) return REASON_WORDS[reason];
   if (reason === NETWORK_ERROR) return _(NETWORK_ERROR);
+  if (reason?.startsWith(RECEIPT_REJECTED)) return _(RECEIPT_REJECTED); // the details are for developers
   const busy = /^server busy \((\d+)\)$/.exec(reason ?? "");
   if (busy) return _("server busy ({status})", { status: busy[1] });
   const refused = /^refused \((\d+)\)$/.exec(reason ?? "");

@@ -5,4 +5,4 @@
 import { K_ } from "./i18n.js";
 
 export const NETWORK_ERROR = K_("network error");
-export const RECEIPT_REJECTED = "receipt did not verify";
+export const RECEIPT_REJECTED = K_("receipt did not verify");
