@@ -96,7 +96,6 @@ SAMPLE_CLOSING = {
     "text": "1 December 2025, 14:40 UTC",
 }
 SAMPLE_PREVIEW = {
-    "description": "A poll with 3 options. Vote on this page, even offline.",
     "url": "https://vote.example/polls/budget-sample-poll",
 }
 SAMPLE_RESULTS = {

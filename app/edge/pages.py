@@ -75,12 +75,9 @@ def closing_context(poll: Poll, now_ms: int) -> dict[str, Any]:
 
 
 def preview_context(poll: Poll, base_url: str) -> dict[str, str]:
-    """What a shared link shows in a chat or a feed (Open Graph): the question, and what the page is."""
-    count = len(poll.options)
-    return {
-        "description": f"A poll with {count} options. Vote on this page, even offline.",
-        "url": f"{base_url}/polls/{poll.id}",
-    }
+    """Where a shared link leads (Open Graph); _link_preview.html says what the page is, in the
+    page's language."""
+    return {"url": f"{base_url}/polls/{poll.id}"}
 
 
 @get_or_head("/polls/{poll_id:str}", include_in_schema=False)
