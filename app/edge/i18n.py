@@ -220,5 +220,7 @@ async def remember_language(message: Message, scope: Scope) -> None:
     chosen = supported(query)
     if chosen:
         cookie = f"{COOKIE}={chosen}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; SameSite=Lax"
+        if scope.get("scheme") == "https":
+            cookie += "; Secure"
         headers.append((b"set-cookie", cookie.encode()))
     message["headers"] = headers
