@@ -385,8 +385,13 @@ def asset_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path
 
 
-def render_sw_manifest(version: str, precache: list[str]) -> str:
-    return f"export const VERSION = {json.dumps(version)};\nexport const PRECACHE = {json.dumps(precache)};\n"
+def render_sw_manifest(version: str, precache: list[str], by_language: dict[str, list[str]] | None = None) -> str:
+    """`PRECACHE`: kept at install. `BY_LANGUAGE`: each translated language's scripts, kept once a
+    page in that language is (sw/caching.js), so a device fetches only the languages it uses."""
+    return (
+        f"export const VERSION = {json.dumps(version)};\nexport const PRECACHE = {json.dumps(precache)};\n"
+        f"export const BY_LANGUAGE = {json.dumps(by_language or {}, sort_keys=True)};\n"
+    )
 
 
 def render_webmanifest(icons: list[tuple[int, str]]) -> bytes:
@@ -518,12 +523,17 @@ def build(
     urls = {a.name: asset_url(base_url, a.path) for a in assets}
 
     webmanifest = render_webmanifest([(size, urls[f"icon-{size}.png"]) for size in ICON_SIZES])
-    precache = sorted(urls.values())
+    # English (the messages' own language) and everything without words are kept at install.
+    precache = sorted(urls[a.name] for a in assets if "@" not in a.name)
+    by_language: dict[str, list[str]] = {}
+    for a in assets:
+        if "@" in a.name:
+            by_language.setdefault(a.name.partition("@")[2], []).append(urls[a.name])
     # The worker's version names everything it caches, so any change to any asset renews it.
     version = content_hash(b"\n".join([*(a.data for a in assets), webmanifest]))
     sw_source = bundle(
         source_root / SW_ENTRY,
-        {source_root / SW_MANIFEST_MODULE: render_sw_manifest(version, precache)},
+        {source_root / SW_MANIFEST_MODULE: render_sw_manifest(version, precache, by_language)},
     )
     sw_js = minify_js(sw_source)
 

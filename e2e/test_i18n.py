@@ -158,3 +158,25 @@ def test_live_results_count_in_the_page_language(page: Page, service) -> None:
     expect(page.get_by_text("1 Stimme insgesamt.", exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Live: "))).to_be_visible()
     assert service.results(poll["id"])["total"] == 1
+
+
+CACHED_ASSETS = """async () => {
+  const urls = [];
+  for (const name of await caches.keys()) {
+    if (!name.includes("-assets-")) continue;
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) urls.push(request.url);
+  }
+  return urls;
+}"""
+
+
+def test_worker_keeps_the_scripts_of_the_language_in_use_and_not_the_others(page: Page, service) -> None:
+    _open(page, service, "es")
+    _wait_until_offline_ready(page)
+
+    cached = page.evaluate(CACHED_ASSETS)
+
+    assert any(re.search(r"/page\.es\.[0-9a-f]{10}\.js$", url) for url in cached)
+    assert any(re.search(r"/advice\.es\.[0-9a-f]{10}\.js$", url) for url in cached)
+    assert not [url for url in cached if re.search(r"\.(ar|de|fr)\.[0-9a-f]{10}\.js$", url)]

@@ -1,7 +1,7 @@
 // Offline copies: hashed assets cache-first (their names change with their content), pages
 // network-first with the last good copy as the fallback.
 
-import { PRECACHE, VERSION } from "./manifest.js";
+import { BY_LANGUAGE, PRECACHE, VERSION } from "./manifest.js";
 
 export const CACHE_PREFIX = "vote-";
 export const ASSET_CACHE = `${CACHE_PREFIX}assets-${VERSION}`;
@@ -32,7 +32,9 @@ export async function networkThenCache(request) {
   }
 }
 
-const precached = new Set(PRECACHE.map((url) => new URL(url, self.location.href).href));
+const precached = new Set(
+  [...PRECACHE, ...Object.values(BY_LANGUAGE).flat()].map((url) => new URL(url, self.location.href).href),
+);
 
 export function isPrecached(url) {
   return precached.has(url);
@@ -54,10 +56,29 @@ async function storePage(cache, url, response) {
   return false;
 }
 
+// CORS requests, so assets on a CDN origin are cached readable and pass Subresource Integrity.
+function assetRequest(url) {
+  return new Request(url, { mode: "cors", credentials: "omit" });
+}
+
 export async function precacheAssets() {
   const cache = await caches.open(ASSET_CACHE);
-  // CORS requests, so assets on a CDN origin are cached readable and pass Subresource Integrity.
-  await cache.addAll(PRECACHE.map((url) => new Request(url, { mode: "cors", credentials: "omit" })));
+  await cache.addAll(PRECACHE.map(assetRequest));
+}
+
+// A language's scripts are kept once a page in it is (its Content-Language says which), so that
+// the page's copy works offline: a device fetches only the languages it uses. Resolves true when
+// they are all in the cache afterwards.
+async function keepLanguage(response) {
+  const urls = BY_LANGUAGE[response?.headers.get("content-language")] ?? [];
+  const cache = await caches.open(ASSET_CACHE);
+  const missing = [];
+  for (const url of urls) if (!(await cache.match(url))) missing.push(url);
+  if (missing.length === 0) return true;
+  return cache.addAll(missing.map(assetRequest)).then(
+    () => true,
+    () => false,
+  );
 }
 
 // A new version's pages must link the new hashed assets: fetch fresh copies of every page the
@@ -69,7 +90,9 @@ export async function carryPagesOver() {
     const old = await caches.open(name);
     for (const request of await old.keys()) {
       const fresh = await fetch(request.url).catch(() => null);
-      if (!(fresh && (await storePage(cache, request.url, fresh)))) {
+      if (fresh && (await storePage(cache, request.url, fresh))) {
+        await keepLanguage(fresh);
+      } else {
         const copy = await old.match(request);
         if (copy) await cache.put(request, copy);
       }
@@ -105,7 +128,8 @@ export async function networkFirst(request, waitUntil) {
   const fromNetwork = fetch(request).then(async (response) => {
     // A 5xx is no page (a proxy's 502 for a service that is down, say): the copy here is better.
     if (response.status >= 500) return (await cache.match(pageKey(request.url))) ?? response;
-    await storePage(cache, request.url, response);
+    // The language's scripts after the page, which the browser is not kept waiting for.
+    if (await storePage(cache, request.url, response)) waitUntil(keepLanguage(response));
     return response;
   });
   waitUntil(fromNetwork.catch(() => null));
@@ -127,12 +151,13 @@ export async function networkFirst(request, waitUntil) {
 }
 
 // Keeps a copy of a page the browser loaded before this worker controlled it.
-// Resolves true when a copy is in the cache afterwards, fresh or not.
+// Resolves true when a copy is in the cache afterwards, fresh or not, and its language's scripts too.
 export async function cachePage(url) {
   const { origin, pathname } = new URL(url);
   if (origin !== self.location.origin || !(pathname.startsWith(POLL_PAGES) || pathname === VERIFY_PAGE)) return false;
   const cache = await caches.open(PAGE_CACHE);
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
   if (response) await storePage(cache, url, response);
-  return Boolean(await cache.match(pageKey(url)));
+  const copy = await cache.match(pageKey(url));
+  return Boolean(copy) && (await keepLanguage(copy));
 }
