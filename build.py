@@ -33,7 +33,7 @@ from babel.messages.pofile import read_po
 
 # The templates' language helpers come from this tree's app/, whatever else is on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app.edge import i18n
+from app.core import i18n
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "dist"

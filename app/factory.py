@@ -20,12 +20,12 @@ from app.ballot_log.integrator import Integrator
 from app.ballot_log.log_keys import LogSigner, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
+from app.core.i18n import remember_language
 from app.core.keys import KeyRing, load_or_create
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
 from app.edge.health import health_routes
 from app.edge.http import answer_head_on_schema_routes
-from app.edge.i18n import remember_language
 from app.edge.limits import StreamsPerClient
 from app.edge.pages import page_compression, page_handlers, template_config
 from app.edge.polls import PollController

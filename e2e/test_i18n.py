@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Locator, Page, expect
 from voter import CONTROLLED_BY_ACTIVE_WORKER, WORKER_TIMEOUT_MS
 
-from app.edge.i18n import LANGUAGES, translations
+from app.core.i18n import LANGUAGES, translations
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from babel import Locale
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
-from app.edge.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALE_DIR
+from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 POT = LOCALE_DIR / "messages.pot"

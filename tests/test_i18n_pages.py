@@ -14,8 +14,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app import create_app
+from app.core.i18n import choose, from_accept_language
 from app.core.settings import Settings
-from app.edge.i18n import choose, from_accept_language
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "i18n-test-admin-token-0123"

@@ -17,6 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.response import Template
 
+from app.core.i18n import N_
 from app.core.problems import (
     PROBLEM_MEDIA_TYPE,
     TYPE_PREFIX,
@@ -34,7 +35,6 @@ from app.core.problems import (
     UnsupportedMediaType,
 )
 from app.edge.assets import AssetsNotBuilt, load_assets
-from app.edge.i18n import N_
 from app.storage.failures import database_unavailable
 
 log = logging.getLogger(__name__)

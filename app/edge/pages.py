@@ -18,11 +18,11 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
+from app.core.i18n import configure as configure_i18n
 from app.core.protocol import ID_PATTERN
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
 from app.edge.http import get_or_head
-from app.edge.i18n import configure as configure_i18n
 from app.polls.results import load_results
 from app.polls.store import Poll, load_poll
 
@@ -133,7 +133,7 @@ def template_config() -> TemplateConfig:
 
 def _configure_templates(engine: JinjaTemplateEngine) -> None:
     """Block tags leave no blank lines, which keeps the page small; the pages speak the request's
-    language (app/edge/i18n.py). build.py renders the page with the same options to measure it."""
+    language (app/core/i18n.py). build.py renders the page with the same options to measure it."""
     engine.engine.trim_blocks = True
     engine.engine.lstrip_blocks = True
     configure_i18n(engine.engine)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 from litestar.datastructures import FormMultiDict
 
-from app.edge.i18n import N_
+from app.core.i18n import N_
 from app.polls.store import RESULTS_VISIBILITIES, PollSpec
 from app.polls.validation import ANYONE, INVITE, MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS, PROOF_OF_WORK
 

@@ -14,11 +14,11 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from app.core import problems
+from app.core.i18n import N_
 from app.core.protocol import ID_PATTERN
 from app.edge.assets import AssetsNotBuilt, load_assets
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.http import get_or_head
-from app.edge.i18n import N_
 from app.edge.pages import closing_context
 from app.edge.polls import may_create, poll_created
 from app.organiser.form import BLANK_OPTION_FIELDS, FormError, in_words, spec_from_form

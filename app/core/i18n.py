@@ -23,7 +23,7 @@ from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from litestar.types import Message, Scope
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"  # app/locale
 DOMAIN = "messages"
 DEFAULT_LANGUAGE = "en"  # the language of the msgids: it needs no catalogue
 
