@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import jinja2
 import pytest
 from litestar.testing import AsyncTestClient
 
 from app import create_app
-from app.core.i18n import choose, from_accept_language
+from app.core.i18n import choose, configure, from_accept_language
 from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,3 +190,15 @@ async def test_unknown_poll_page_is_in_the_chosen_language(client: httpx.AsyncCl
 
     assert response.status_code == 404
     assert "<h1>Scrutin introuvable</h1>" in response.text
+
+
+def test_shares_are_whole_percents_rounded_half_up_as_the_page_rounds_them() -> None:
+    env = jinja2.Environment(autoescape=True)
+    configure(env)
+
+    def share(lang: str, part: int, whole: int) -> str:
+        return env.from_string("{{ percent(part, whole) }}").render(lang=lang, part=part, whole=whole)
+
+    assert share("en", 1, 8) == "13%"
+    assert share("fr", 1, 2) == "50\xa0%"
+    assert share("en", 0, 0) == "0%"

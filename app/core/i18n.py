@@ -174,8 +174,9 @@ def _number(context: jinja2.runtime.Context, value: int) -> str:
 
 @jinja2.pass_context
 def _percent(context: jinja2.runtime.Context, part: int, whole: int) -> str:
-    share = round(part / whole, 2) if whole else 0
-    return format_percent(share, locale=_context_language(context))
+    # Whole percents, halves rounded up, as Intl rounds them on the page.
+    share = (part * 200 + whole) // (2 * whole) if whole else 0
+    return format_percent(share / 100, locale=_context_language(context))
 
 
 @jinja2.pass_context
