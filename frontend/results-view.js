@@ -70,7 +70,7 @@ export function resultsView(section, state) {
         share: formatShare(o.votes, results.total),
       }),
     );
-    const list = new Intl.ListFormat(LANGUAGE, { style: "narrow", type: "unit" }).format(parts);
+    const list = new Intl.ListFormat(LANGUAGE, { style: "short", type: "unit" }).format(parts);
     setText(announcer, _("Results: {list}. {total}", { list, total: totalText(results.total) }));
   }
 
