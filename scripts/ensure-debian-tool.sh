@@ -10,7 +10,9 @@ PURPOSE=${3:-this target}
 [ -x "$PROGRAM" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Debian's $PACKAGE for $PURPOSE…"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PACKAGE" >/dev/null
+    # Another apt-get may hold the lock for a while (a parallel install): wait for it.
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$PACKAGE" >/dev/null
 fi
 if [ ! -x "$PROGRAM" ]; then
     echo "error: $PROGRAM is missing. Install Debian's $PACKAGE package (apt-get install $PACKAGE) as root; $PURPOSE needs it." >&2
