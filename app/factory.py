@@ -58,7 +58,7 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         register_commands(cli)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.state.update(settings=self.settings, db=self.db, votes=self.votes)
+        app_config.state.update(settings=self.settings, db=self.db, votes=self.votes, rate_limits=self.rate_limits)
         app_config.dependencies.update(
             settings=Provide(lambda: self.settings, sync_to_thread=False),
             db=Provide(lambda: self.db, sync_to_thread=False),

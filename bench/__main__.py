@@ -20,6 +20,7 @@ BENCHMARKS = (
     "bench.offline_drain",
     "bench.stuffing",
     "bench.ballot_log",
+    "bench.page_speed",
 )
 
 

@@ -434,12 +434,17 @@ def report(figures: list[Figure], counted: dict[str, int], verifies: float, args
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
 
 
+KEPT_KEYS = ("comparison", "page_speed")  # written by `--against` and by bench/page_speed.py
+
+
 def last_comparison() -> dict:
-    """The `comparison` key of the last `--against` run, kept: it names the commits it measured."""
+    """The keys other runs wrote, kept: the last `--against` comparison (it names the commits it
+    measured) and bench/page_speed.py's figures."""
     try:
-        return {"comparison": json.loads(RESULTS.read_text())["comparison"]}
-    except (OSError, ValueError, KeyError):
+        previous = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
         return {}
+    return {key: previous[key] for key in KEPT_KEYS if key in previous}
 
 
 if __name__ == "__main__":

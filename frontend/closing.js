@@ -31,14 +31,17 @@ function writeLine(line, sentence, when) {
   line.replaceChildren(before, time, after);
 }
 
-// `onClose` runs once, when the poll closes while the page is open.
+// `onClose` runs once, when the poll closes while the page is open. Watching a line again (a
+// closing time that changed since the page was made) ends the earlier watch.
 export function watchClosing(line, onClose) {
+  const watch = (line.watch = (line.watch ?? 0) + 1);
   const closesAt = Number(line.dataset.closesAt);
   if (!Number.isFinite(closesAt)) return;
   const when = new Intl.DateTimeFormat(LANGUAGE, { dateStyle: "long", timeStyle: "short" }).format(closesAt);
   const words = new Intl.RelativeTimeFormat(LANGUAGE, { numeric: "auto" });
   const wasOpen = !line.classList.contains("closing-closed");
   function update() {
+    if (line.watch !== watch) return;
     const left = closesAt - Date.now();
     if (left <= 0) {
       line.classList.add("closing-closed");

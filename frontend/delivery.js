@@ -179,13 +179,20 @@ function serverKeys() {
 async function serverKey(kid) {
   let known = await getOne(SERVER_KEYS, kid);
   if (!known) {
-    const response = await fetch("/api/v1/keys", { cache: "no-store" });
-    if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
-    const { keys } = await response.json();
-    await transact([SERVER_KEYS], "readwrite", async (tx) => {
-      for (const key of keys) await promisify(tx.objectStore(SERVER_KEYS).put({ kid: key.kid, publicKey: key.public_key }));
-    });
+    await storeServerKeys({ cache: "no-store" });
     known = await getOne(SERVER_KEYS, kid);
   }
   return known ? b64urlDecode(known.publicKey) : null;
+}
+
+// Fetches the receipt keys into IndexedDB. The page calls it while idle, so that a receipt is
+// checked without a round trip of its own; that fetch may use the HTTP cache (the answer is
+// cacheable for minutes), which also serves the ballot log's check its log keys.
+export async function storeServerKeys(init = {}) {
+  const response = await fetch("/api/v1/keys", init);
+  if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
+  const { keys } = await response.json();
+  await transact([SERVER_KEYS], "readwrite", async (tx) => {
+    for (const key of keys) await promisify(tx.objectStore(SERVER_KEYS).put({ kid: key.kid, publicKey: key.public_key }));
+  });
 }

@@ -189,6 +189,10 @@ function enhanceManage(root) {
     }
   });
 
+  // The invitations form posts the key in its body: a form navigation cannot send a header.
+  const invitationsForm = document.getElementById("invitations-form");
+  if (invitationsForm) invitationsForm.elements.manage_token.value = key;
+
   document.getElementById("csv-export").addEventListener("click", async () => {
     try {
       const response = await manageRequest(pollId, key, "/results.csv");
@@ -205,6 +209,11 @@ function enhanceManage(root) {
   });
 }
 
+const printSheet = document.getElementById("print-sheet");
+if (printSheet) {
+  printSheet.hidden = false;
+  printSheet.addEventListener("click", () => window.print());
+}
 const newPoll = document.getElementById("new-poll");
 if (newPoll) enhanceNewPoll(newPoll);
 const manage = document.getElementById("manage");

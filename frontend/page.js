@@ -2,7 +2,7 @@
 // the live results. The results page (no form) runs only the results and the worker's start.
 // Delivery belongs to the service worker; the page only nudges it.
 
-import { SYNC_TAG, deliverAll } from "./delivery.js";
+import { SYNC_TAG, deliverAll, storeServerKeys } from "./delivery.js";
 import { cannotVoteBecause } from "./capabilities.js";
 import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
@@ -297,6 +297,10 @@ function registerQuietly() {
   if (form && navigator.onLine !== false) registerDevice().catch(() => {});
 }
 
+// A page the worker served is in its copies already (it refreshes them itself): no second fetch.
+// Read at load: a worker that claims the page later did not serve it.
+const servedByWorker = Boolean(navigator.serviceWorker?.controller);
+
 async function startWorker() {
   if (!("serviceWorker" in navigator)) return;
   navigator.serviceWorker.addEventListener("message", (event) => {
@@ -304,7 +308,7 @@ async function startWorker() {
   });
   await navigator.serviceWorker.register("/sw.js");
   const registration = await navigator.serviceWorker.ready;
-  registration.active?.postMessage({ type: "cache-page", url: location.href });
+  registration.active?.postMessage({ type: "cache-page", url: location.href, served: servedByWorker });
 }
 
 window.addEventListener("online", () => {
@@ -363,8 +367,34 @@ async function checkBrowser() {
   }
 }
 
-const closingLine = document.getElementById("closing");
+let closingLine = document.getElementById("closing");
 if (closingLine) watchClosing(closingLine, form ? closeForm : () => {});
+
+// A page made before this visit began is the service worker's copy, painted at once: the poll may
+// have been closed early since. (A device clock ahead of the service's makes every page look like
+// a copy, which costs one small request.) The results feed refreshes the counts; this device's
+// own votes come from the device.
+async function refreshPollState() {
+  if (!(Number(form.dataset.renderedAt) < performance.timeOrigin) || navigator.onLine === false) return;
+  const response = await fetch(`/api/v1/polls/${encodeURIComponent(pollId)}`, { cache: "no-store" });
+  const closesAt = response.ok ? (await response.json()).closes_at : null;
+  if (closesAt === null || String(closesAt) === closingLine?.dataset.closesAt) return;
+  if (!closingLine) {
+    closingLine = document.createElement("p");
+    closingLine.id = "closing";
+    closingLine.className = "closing";
+    form.before(closingLine);
+  }
+  closingLine.dataset.closesAt = String(closesAt);
+  watchClosing(closingLine, closeForm);
+}
+
+// While the page is idle: the keys that check a receipt (and the log), so that a vote is
+// Confirmed one round trip after it is sent; and, on a copy, the poll's current closing time.
+(window.requestIdleCallback ?? setTimeout)(() => {
+  if (navigator.onLine !== false) storeServerKeys().catch(() => {});
+  if (form) refreshPollState().catch(() => {});
+});
 const resultsSection = document.getElementById("results");
 if (resultsSection) startResults(resultsSection);
 startWorker().catch(() => {

@@ -10,6 +10,7 @@ export class ResultsState {
     this.results = results;
     this.knownAt = knownAt;
     this.live = false; // a stream or a poll has answered since the last failure
+    this.connecting = true; // nothing has answered or failed yet: the counts are the page's own
   }
 
   // `total` only grows and identifies the counts (docs/live-results.md): a lower one is older

@@ -48,8 +48,11 @@ export function resultsView(section, state) {
   }
 
   function showFreshness() {
-    if (state.live && navigator.onLine !== false) setText(freshness, _("Live: updated as votes arrive."));
-    else setText(freshness, _("Offline: the last known results, from {age}.", { age: ageText(state.knownAt) }));
+    const online = navigator.onLine !== false;
+    if (state.live && online) setText(freshness, _("Live: updated as votes arrive."));
+    else if (state.connecting && online) {
+      setText(freshness, _("Updating the results, from {age}…", { age: ageText(state.knownAt) }));
+    } else setText(freshness, _("Offline: the last known results, from {age}.", { age: ageText(state.knownAt) }));
   }
 
   // A polite summary, at most every ANNOUNCE_MS, so a busy poll does not talk over the page.

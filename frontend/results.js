@@ -15,6 +15,7 @@ export function startResults(section) {
 
   function accept(results) {
     state.live = true;
+    state.connecting = false;
     if (state.isStale(results)) return;
     const changed = state.isNewer(results);
     state.results = results;
@@ -28,6 +29,7 @@ export function startResults(section) {
   }
 
   function wentOffline() {
+    state.connecting = false;
     // The counts were current until now.
     if (state.live) state.knownAt = Date.now();
     state.live = false;
@@ -39,12 +41,13 @@ export function startResults(section) {
     results: accept,
     opened() {
       state.live = true;
+      state.connecting = false;
       state.knownAt = Date.now();
       view.showFreshness();
     },
     unchanged: () => accept(state.results),
     failed() {
-      if (state.live) wentOffline();
+      if (state.live || state.connecting) wentOffline();
     },
     offline: wentOffline,
   });

@@ -1,5 +1,6 @@
-// Offline copies: hashed assets cache-first (their names change with their content), pages
-// network-first with the last good copy as the fallback.
+// Offline copies: hashed assets cache-first (their names change with their content), the voter's
+// pages from their copy while it is refreshed (stale-while-revalidate), other pages network-first
+// with the last good copy as the fallback.
 
 import { BY_LANGUAGE, PRECACHE, VERSION } from "./manifest.js";
 
@@ -150,12 +151,41 @@ export async function networkFirst(request, waitUntil) {
   }
 }
 
-// Keeps a copy of a page the browser loaded before this worker controlled it.
-// Resolves true when a copy is in the cache afterwards, fresh or not, and its language's scripts too.
-export async function cachePage(url) {
+// A voter's page (the poll, its results) that this worker has a copy of paints from the copy at
+// once; the network's answer replaces the copy for the next visit. The page itself fetches what
+// may have changed since the copy was made (results, the closing time: frontend/page.js), so no
+// stale state is shown as current. Without a copy, network-first.
+const VOTER_PAGE = /^\/polls\/[A-Za-z0-9_-]{1,64}(\/results)?$/;
+
+export function isVoterPage(request) {
+  return request.mode === "navigate" && VOTER_PAGE.test(new URL(request.url).pathname);
+}
+
+export async function staleWhileRevalidate(request, waitUntil) {
+  const cache = await caches.open(PAGE_CACHE);
+  const cached = await cache.match(pageKey(request.url));
+  // A language chosen in the link (?lang=, the language switch) is not the copy's: ask the network.
+  if (!cached || new URL(request.url).searchParams.has("lang")) return networkFirst(request, waitUntil);
+  waitUntil(
+    fetch(request)
+      .then(async (response) => {
+        if (response.status < 500 && (await storePage(cache, request.url, response))) await keepLanguage(response);
+      })
+      .catch(() => null),
+  );
+  return cached;
+}
+
+// Keeps a copy of a page the browser loaded before this worker controlled it. A page this worker
+// served (`served`) already has its copy, refreshed by the fetch that served it: on a slow network
+// a second fetch of the page would only compete with the voter's. Resolves true when a copy is in
+// the cache afterwards, fresh or not, and its language's scripts too.
+export async function cachePage(url, served = false) {
   const { origin, pathname } = new URL(url);
   if (origin !== self.location.origin || !(pathname.startsWith(POLL_PAGES) || pathname === VERIFY_PAGE)) return false;
   const cache = await caches.open(PAGE_CACHE);
+  const servedCopy = served ? await cache.match(pageKey(url)) : null;
+  if (servedCopy) return keepLanguage(servedCopy);
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
   if (response) await storePage(cache, url, response);
   const copy = await cache.match(pageKey(url));

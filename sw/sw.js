@@ -10,10 +10,12 @@ import {
   dropOldCaches,
   isLogResource,
   isPrecached,
+  isVoterPage,
   networkFirst,
   networkThenCache,
   POLL_PAGES,
   precacheAssets,
+  staleWhileRevalidate,
   VERIFY_PAGE,
 } from "./caching.js";
 
@@ -59,6 +61,8 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   if (isPrecached(request.url)) {
     event.respondWith(cacheFirst(request));
+  } else if (isVoterPage(request)) {
+    event.respondWith(staleWhileRevalidate(request, (promise) => event.waitUntil(promise)));
   } else if (isKeptPage(request)) {
     event.respondWith(networkFirst(request, (promise) => event.waitUntil(promise)));
   } else if (isLogResource(request.url)) {
@@ -67,11 +71,11 @@ self.addEventListener("fetch", (event) => {
 });
 
 self.addEventListener("message", (event) => {
-  const { type, url, reconnected } = event.data ?? {};
+  const { type, url, reconnected, served } = event.data ?? {};
   if (type === "flush") {
     event.waitUntil(deliverQuietly({ reconnected: Boolean(reconnected) }));
   } else if (type === "cache-page") {
-    event.waitUntil(cachePage(url).then((ok) => event.source?.postMessage({ type: "page-cached", ok })));
+    event.waitUntil(cachePage(url, served).then((ok) => event.source?.postMessage({ type: "page-cached", ok })));
   }
 });
 

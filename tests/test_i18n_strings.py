@@ -56,6 +56,8 @@ def template_text(source: str) -> tuple[str, list[str]]:
             data.append(OUTSIDE)
     joined = "".join(data)
     attributes = [value for _, value in READ_ATTRIBUTES.findall(joined)]
+    # Code (a command, a tracker) is the same in every language.
+    joined = re.sub(r"<code[^>]*>.*?</code>", OUTSIDE, joined, flags=re.S)
     text = re.sub(r"<[^>]*>", OUTSIDE, joined)
     return text, attributes
 

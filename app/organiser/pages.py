@@ -6,12 +6,13 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Stream, Template
 
 from app.core import problems
 from app.core.i18n import N_
@@ -20,12 +21,15 @@ from app.edge.assets import AssetsNotBuilt, load_assets
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
 from app.edge.http import get_or_head
 from app.edge.pages import closing_context
-from app.edge.polls import may_create, poll_created
+from app.edge.polls import invitations_csv, issue_invitations, may_create, poll_created
+from app.eligibility import invitations
+from app.eligibility.no_script import grouped
 from app.organiser.form import BLANK_OPTION_FIELDS, FormError, in_words, spec_from_form
+from app.organiser.log_archive import NoLogYet, folder, log_files, tar_gz
 from app.organiser.qr import qr_svg
 from app.polls.results import load_results
-from app.polls.store import create_poll, load_poll, new_manage_token
-from app.polls.validation import MAX_OPTIONS, InvalidPoll
+from app.polls.store import create_poll, load_poll, manage_token_matches, new_manage_token
+from app.polls.validation import INVITE, MAX_OPTIONS, InvalidPoll
 
 # The page that shows a manage link must not stay in any cache: the link is the poll's key.
 NO_STORE = "no-store"
@@ -139,8 +143,92 @@ async def manage_page(poll_id: FromPath[str], db: DatabaseDep, settings: Setting
         "results_withheld": withheld,
         "visibilities": VISIBILITY_CHOICES,
         "eligibilities": ELIGIBILITY_CHOICES,
+        "max_sheet": MAX_SHEET_INVITATIONS,
+        "max_csv": invitations.MAX_PER_REQUEST,
     }
     return _page("organiser_manage.html", settings, context)
 
 
-organiser_handlers: list = [new_poll_page, create_from_form, manage_page]
+MAX_SHEET_INVITATIONS = 200  # one printed sheet: a few pages of QR codes, each a few KB of SVG
+
+
+@post("/polls/{poll_id:str}/manage/invitations", include_in_schema=False, status_code=201)
+async def invitations_from_manage_page(
+    request: Request[Any, Any, Any], poll_id: FromPath[str], db: DatabaseDep, settings: SettingsDep
+) -> Template | Response[Any]:
+    """New invitations for an invite poll, from the manage page's form (its script puts the manage
+    token in the body): a printable sheet (a QR code, the link and the code in words for each),
+    or the CSV. The codes exist only in this answer, which no cache keeps."""
+    form = await request.form()
+    poll = await load_poll(db, poll_id) if re.fullmatch(ID_PATTERN, poll_id) else None
+    if poll is None:
+        raise problems.PollNotFound.named(poll_id)
+    as_csv = form.get("format") == "csv"
+    limit = invitations.MAX_PER_REQUEST if as_csv else MAX_SHEET_INVITATIONS
+    count_text = str(form.get("count") or "").strip()
+    refused = None
+    if not await manage_token_matches(db, poll.id, str(form.get("manage_token") or "")):
+        refused = ("wrong-key", 403)
+    elif poll.eligibility != INVITE:
+        refused = ("not-invite", 400)
+    elif not count_text.isdigit() or not 1 <= int(count_text) <= limit:
+        refused = ("count", 400)
+    if refused is not None:
+        context = {"poll": poll, "reason": refused[0], "limit": limit}
+        return _page("organiser_refused.html", settings, context, refused[1], NO_STORE)
+    issued = await issue_invitations(db, request.app.state.eligibility_key, poll.id, int(count_text), settings)
+    if as_csv:
+        return Response(
+            invitations_csv(issued),
+            status_code=201,
+            media_type="text/csv; charset=utf-8; header=present",
+            headers={
+                "cache-control": NO_STORE,
+                "content-disposition": f'attachment; filename="{poll.id}-invitations.csv"',
+            },
+        )
+    short_url = re.sub(r"^https?://", "", f"{settings.base_url}/polls/{poll.id}")
+    cards = [
+        {"url": i.url, "code": grouped(i.code), "qr": qr_svg(i.url, f"QR code of invitation {n}")}
+        for n, i in enumerate(issued.invitations, start=1)
+    ]
+    return _page(
+        "organiser_invitations.html", settings, {"poll": poll, "cards": cards, "short_url": short_url}, 201, NO_STORE
+    )
+
+
+@get_or_head("/polls/{poll_id:str}/ballot-log.tar.gz", include_in_schema=False)
+async def ballot_log_export(poll_id: FromPath[str], db: DatabaseDep, request: Request[Any, Any, Any]) -> Stream:
+    """The poll's public ballot log as one archive (app/organiser/log_archive.py), for an auditor:
+    `tar xzf` it, then `litestar polls audit {poll_id}-ballot-log`."""
+    poll = await load_poll(db, poll_id) if re.fullmatch(ID_PATTERN, poll_id) else None
+    if poll is None:
+        raise problems.PollNotFound.named(poll_id)
+    files = log_files(db, poll, request.app.state.log_signer)
+    try:
+        first = await anext(files)  # before the headers: a log not yet started is a 404 in words
+    except NoLogYet:
+        raise problems.NotFound("No vote has reached this poll's ballot log yet: there is nothing to export.") from None
+
+    async def every_file() -> AsyncIterator[tuple[str, bytes]]:
+        yield first
+        async for item in files:
+            yield item
+
+    return Stream(
+        tar_gz(every_file(), folder(poll.id), int(time.time())),
+        media_type="application/gzip",
+        headers={
+            "cache-control": "no-cache",
+            "content-disposition": f'attachment; filename="{folder(poll.id)}.tar.gz"',
+        },
+    )
+
+
+organiser_handlers: list = [
+    new_poll_page,
+    create_from_form,
+    manage_page,
+    invitations_from_manage_page,
+    ballot_log_export,
+]

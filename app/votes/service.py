@@ -152,6 +152,22 @@ class VoteService:
         """Reads the named polls not in memory in one go: a backlog of votes often names many."""
         await self.polls.prefetch(poll_ids)
 
+    async def counted_vote(self, poll_id: str, public_key: bytes) -> tuple[str, bytes] | None:
+        """The option and receipt of the vote this device key has counted in the poll, if any
+        (for a page that tells a voter what was counted)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(votes.c.option_id, votes.c.receipt).where(
+                        votes.c.poll_id == poll_id, votes.c.public_key == public_key
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        await self.committer.engine.durable()  # no receipt is shown before its commit is on disk
+        return row.option_id, row.receipt
+
     def in_flight(self, idempotency_key: str) -> bool:
         return idempotency_key in self._in_flight
 
