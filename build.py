@@ -44,6 +44,7 @@ POW_WORKER = "frontend/pow-worker.js"  # a Web Worker of its own: off the critic
 LOG_MODULE_ENTRY = "frontend/log-verify.js"  # imported by the page only after a vote is confirmed
 ADVICE_ENTRY = "frontend/advice.js"  # words for rare failures, imported by the page once it is drawn
 AFTER_VOTE_ENTRY = "frontend/results-after-vote.js"  # imported by the page after Confirmed
+RESULTS_ENTRY = "frontend/results.js"  # the live results, imported by the page once it is drawn
 VERIFY_ENTRY = "frontend/verify.js"  # the /verify page's script
 STYLESHEET = "frontend/style.css"
 # The organiser's pages have their own script and styles, off the voter's critical path (the
@@ -57,7 +58,15 @@ PAGE_TEMPLATE = "poll.html"
 # (in place of MESSAGES_MODULE), so no language pays for another's on the critical path.
 LOCALE_DIR = "app/locale"
 MESSAGES_MODULE = "frontend/messages.js"
-LOCALIZED_SCRIPTS = ("page.js", "advice.js", "results-after-vote.js", "log-verify.js", "verify.js", "organiser.js")
+LOCALIZED_SCRIPTS = (
+    "page.js",
+    "advice.js",
+    "results.js",
+    "results-after-vote.js",
+    "log-verify.js",
+    "verify.js",
+    "organiser.js",
+)
 # The one script that looks messages up at run time (K_() keys, stored in English with a vote): the
 # others carry their words translated in place, and no catalogue.
 LOOKUP_SCRIPTS = ("advice.js",)
@@ -484,6 +493,7 @@ def build(
     log_js = minify_js(bundle(source_root / LOG_MODULE_ENTRY, as_module=True))
     advice_js = minify_js(bundle(source_root / ADVICE_ENTRY, as_module=True))
     after_vote_js = minify_js(bundle(source_root / AFTER_VOTE_ENTRY, as_module=True))
+    results_js = minify_js(bundle(source_root / RESULTS_ENTRY, as_module=True))
     verify_js = minify_js(bundle(source_root / VERIFY_ENTRY))
     assets = [
         Asset("page.js", "", page_js),
@@ -492,6 +502,7 @@ def build(
         Asset("log-verify.js", "", log_js),
         Asset("advice.js", "", advice_js),
         Asset("results-after-vote.js", "", after_vote_js),
+        Asset("results.js", "", results_js),
         Asset("verify.js", "", verify_js),
     ]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
@@ -503,6 +514,7 @@ def build(
         "page.js": (PAGE_ENTRY, False),
         "advice.js": (ADVICE_ENTRY, True),
         "results-after-vote.js": (AFTER_VOTE_ENTRY, True),
+        "results.js": (RESULTS_ENTRY, True),
         "log-verify.js": (LOG_MODULE_ENTRY, True),
         "verify.js": (VERIFY_ENTRY, False),
         "organiser.js": (ORGANISER_ENTRY, False),

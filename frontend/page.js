@@ -1,5 +1,6 @@
 // The poll page: casts a vote into the outbox at once, then shows where each vote stands, and
-// the live results. The results page (no form) runs only the results and the worker's start.
+// the live results (results.js, imported once the page is drawn). The results page (no form) runs
+// only the results and the worker's start.
 // Delivery belongs to the service worker; the page only nudges it.
 
 import { SYNC_TAG, deliverAll, storeServerKeys } from "./delivery.js";
@@ -10,7 +11,6 @@ import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
 import { CONFIRMED, FAILED, QUEUED, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
-import { startResults } from "./results.js";
 import { finishStamps } from "./stamp.js";
 import { _, formatShare, ngettext } from "./i18n.js";
 
@@ -395,8 +395,12 @@ async function refreshPollState() {
   if (navigator.onLine !== false) storeServerKeys().catch(() => {});
   if (form) refreshPollState().catch(() => {});
 });
+// The live results are below the vote, drawn by the server already: the script that keeps them
+// live is a module of its own, imported once the page is drawn (off the critical path).
 const resultsSection = document.getElementById("results");
-if (resultsSection) startResults(resultsSection);
+if (resultsSection?.dataset.module) {
+  import(resultsSection.dataset.module).then((results) => results.startResults(resultsSection)).catch(() => {});
+}
 startWorker().catch(() => {
   // No worker (private mode, old browser): the page still queues and sends by itself.
 });
