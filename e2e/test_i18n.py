@@ -180,3 +180,19 @@ def test_worker_keeps_the_scripts_of_the_language_in_use_and_not_the_others(page
     assert any(re.search(r"/page\.es\.[0-9a-f]{10}\.js$", url) for url in cached)
     assert any(re.search(r"/advice\.es\.[0-9a-f]{10}\.js$", url) for url in cached)
     assert not [url for url in cached if re.search(r"\.(ar|de|fr)\.[0-9a-f]{10}\.js$", url)]
+
+
+def test_language_switched_under_the_worker_is_the_offline_copy_language(page: Page, service) -> None:
+    _, _ = _open(page, service, "en")
+    _wait_until_offline_ready(page)
+
+    page.get_by_role("navigation", name="Language").get_by_role("link", name="العربية").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+    _wait_until_offline_ready(page)  # the worker keeps the Arabic copy and its scripts
+    page.context.set_offline(True)
+    page.goto(page.url.split("?")[0])
+
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    page.get_by_role("radio", name=POLLS["en"][1][0], exact=True).check()
+    page.get_by_role("button", name=words("ar", "Vote"), exact=True).click()
+    expect(page.get_by_role("status")).to_have_text(words("ar", "Queued, saved on this device."))
