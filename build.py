@@ -28,7 +28,7 @@ import brotli
 import jinja2
 import rcssmin
 import rjsmin
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
 # The templates' language helpers come from this tree's app/, whatever else is on the path.
@@ -323,14 +323,20 @@ def translate_calls(source: str, catalog: Catalog) -> str:
     carries each message once, in its language; what is left for MESSAGES is the messages marked
     with K_(), kept in English as keys and looked up at run time."""
 
+    def lookup(literal: str) -> Message | None:
+        try:
+            return catalog.get(json.loads(literal))
+        except ValueError:  # a JavaScript escape JSON lacks (\x41, \'): left as written, in English
+            return None
+
     def single(match: re.Match[str]) -> str:
-        message = catalog.get(json.loads(match.group(2)))
+        message = lookup(match.group(2))
         if message is None or message.fuzzy or not message.string or isinstance(message.id, tuple):
             return match.group(0)
         return f"{match.group(1)}({json.dumps(message.string, ensure_ascii=False)}"
 
     def plural(match: re.Match[str]) -> str:
-        message = catalog.get(json.loads(match.group(1)))
+        message = lookup(match.group(1))
         if message is None or message.fuzzy or not isinstance(message.id, tuple) or not all(message.string):
             return match.group(0)
         return f"ngettext({json.dumps(list(message.string), ensure_ascii=False)}, 0"

@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -16,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
-from app.ballot_log.integrator import Integrator
+from app.ballot_log.integrator import Integrator, SequencerHelper
 from app.ballot_log.log_keys import LogSigner, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
@@ -87,11 +88,18 @@ class VoteServicePlugin(InitPluginProtocol, CLIPluginProtocol):
         # Its reads have their own connections (the vote path's pool is not theirs to take); its
         # short write goes through the vote path's commit engine, and queues with group commits.
         log_db = Database(self.settings.database_url)
+        engine = self.votes.committer.engine
+        files = self.db.sqlite_files
         integrator = Integrator(
             log_db,
             log_signer,
             lambda poll_id: origin_for(base_url, poll_id),
-            self.votes.committer.engine.commit,
+            engine.commit,
+            node_lock=None if files is None else Path(f"{files.path}.sequencer-lock"),
+            durability=engine.check_files,
+            helper=None
+            if files is None or engine.write_lock_path is None
+            else SequencerHelper(files, engine.write_lock_path, base_url),
         )
         app.state.update(log_integrator=integrator)
         # Everything loaded so far lives as long as the process: keep it out of the garbage

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -221,3 +223,37 @@ async def test_a_sequencer_that_was_overtaken_drops_its_work(client, poll):
     checkpoint = await checkpoint_of(client, poll["id"])
     assert checkpoint.size == 5
     assert merkle.root_of(await _leaf_hashes(client, poll["id"], 5)) == checkpoint.root
+
+
+async def test_on_sqlite_the_sequencer_runs_in_a_helper_process(client, poll, monkeypatch):
+    """Off the worker's event loop: were the round done in this process, it would fail here."""
+    integrator = client.app.state.log_integrator
+    if integrator.helper is None:
+        pytest.skip("PostgreSQL: the sequencer runs in the worker, under an advisory lock")
+    await integrator.stop()  # the background rounds would race the one below
+    await cast(client, poll["id"], 3)
+
+    async def not_here(*_args, **_kwargs):
+        raise AssertionError("the round ran on the worker's event loop")
+
+    monkeypatch.setattr(integrator, "_integrate_all", not_here)
+    assert await integrator.run_once() == 1
+    assert integrator.helper.process.pid not in (None, os.getpid())
+    assert (await checkpoint_of(client, poll["id"])).size == 3
+
+
+async def test_a_sequencer_helper_killed_mid_load_is_replaced_and_nothing_is_lost(client, poll):
+    integrator = client.app.state.log_integrator
+    if integrator.helper is None:
+        pytest.skip("PostgreSQL: the sequencer runs in the worker, under an advisory lock")
+    await integrator.stop()
+    await cast(client, poll["id"], 2)
+    await integrator.run_once()
+    os.kill(integrator.helper.process.pid, signal.SIGKILL)
+    await cast(client, poll["id"], 3)
+    # A new helper does the next round (or this process, should it fail to start).
+    assert await integrator.run_once() == 1
+    assert (await checkpoint_of(client, poll["id"])).size == 5
+    await cast(client, poll["id"], 1)
+    assert await integrator.run_once() == 1
+    assert (await checkpoint_of(client, poll["id"])).size == 6

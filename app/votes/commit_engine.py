@@ -52,7 +52,7 @@ class CommitEngine:
                 fsync_by_wal_sync=True,
                 cache_kib=WRITER_CACHE_KIB,
             )
-            self._checkpointer = Checkpointer(files.path, self._lock_path)
+            self._checkpointer = Checkpointer(files.path, self._lock_path, files=files)
             self._wal_sync = WalSync(files)
 
     async def commit(self, work: Callable[[RunInTransaction], Awaitable[T]]) -> tuple[T, asyncio.Future[None]]:
@@ -92,6 +92,11 @@ class CommitEngine:
                 return await self._commit_sqlite(work, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
             finally:
                 _unlock_file(lock)
+
+    @property
+    def write_lock_path(self) -> str | None:
+        """The file lock on which every SQLite writer of the service queues (None on PostgreSQL)."""
+        return self._lock_path
 
     async def durable(self) -> None:
         """Returns once everything committed so far is on disk, whichever process committed it."""

@@ -4,7 +4,7 @@ Checking a vote's signature and signing its receipt cost more CPU than anything 
 does for it, and the event loop is what limits a worker. A thread cannot help: libsodium
 releases the GIL, but taking it back after every call waits for the busy loop (32 checks took
 7 ms instead of 2 while the loop was busy). So a batch goes, in one message, to a helper process
-(app/votes/helper_process.py) on another core, and the loop serves HTTP meanwhile. A batch too small
+(app/core/helper_process.py) on another core, and the loop serves HTTP meanwhile. A batch too small
 to repay the message, or any trouble with the helper, means doing the work here instead: the
 answer is the same either way, only where the CPU is spent differs.
 """
@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from app.core.helper_process import HELPER_TIMEOUT_S, HelperProcess, done_here
 from app.core.keys import ReceiptKey
 from app.core.protocol import SIGNATURE_BYTES, Ballot
-from app.votes.helper_process import HELPER_TIMEOUT_S, HelperProcess, done_here
+from app.votes import helper_worker
 
 MIN_REMOTE_BATCH = 2  # a lone vote is checked here: one message costs the loop about half a check
 # Signing waits inside the open transaction, behind the checks already on the pipe (at most a few
@@ -47,7 +48,7 @@ class CryptoHelper:
     ) -> None:
         self.min_remote_batch = min_remote_batch
         self.min_remote_sign = min_remote_sign
-        self.process = HelperProcess("crypto", enabled=use_helper, timeout_s=timeout_s)
+        self.process = HelperProcess("crypto", helper_worker.MODULE, enabled=use_helper, timeout_s=timeout_s)
 
     @property
     def helper_pid(self) -> int | None:

@@ -1,4 +1,4 @@
-"""The helper process (app/votes/helper_process.py): requests on stdin, answers on stdout, in order.
+"""The helper process (app/core/helper_process.py): requests on stdin, answers on stdout, in order.
 
 Each request is a 4-byte big-endian length and a msgpack array:
 - `["verify", [[public_key, message, signature], ...]]`, answered with one byte per signature,
@@ -11,7 +11,7 @@ Each request is a 4-byte big-endian length and a msgpack array:
   disk. Each identity is the [st_dev, st_ino] the service opened (app/storage/sqlite_files.py): a
   file that is gone fails with ENOENT, another file under its path with ESTALE, as a failed
   fsync does: commits made through the descriptors SQLite holds would not survive a restart;
-- `["checkpoint", database_path, lock_path]`: one round of WAL checkpoints
+- `["checkpoint", database_path, lock_path, [database_identity, wal_identity] or None]`: one round of WAL checkpoints
   (app/votes/wal_checkpoint.py), answered with 8 bytes: the frames left in the WAL, signed (-1 if
   the round failed).
 Each answer is a 4-byte length and those bytes. It imports nothing of the web stack, so it starts
@@ -23,14 +23,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
-import msgspec
 from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
+from app.core.helper_process import serve
 from app.core.protocol import SIGNATURE_BYTES, signature_verifies
 
-_decode = msgspec.msgpack.decode
+MODULE = "app.votes.helper_worker"
 _checkpoints: dict[str, Any] = {}
 """The checkpoint rounds of each database, by path: their connection and what they saw."""
 
@@ -47,9 +47,9 @@ def answer(request: list, secret_keys: dict[bytes, bytes]) -> bytes:
     if request[0] == "checkpoint":
         from app.votes.wal_checkpoint import WalCheckpoints  # only the checkpoint helper needs it
 
-        path, lock_path = request[1], request[2]
+        path, lock_path, identities = request[1], request[2], request[3]
         if path not in _checkpoints:
-            _checkpoints[path] = WalCheckpoints(path, lock_path)
+            _checkpoints[path] = WalCheckpoints(path, lock_path, identities=identities)
         return _checkpoints[path].round().to_bytes(8, "big", signed=True)
     if request[0] == "fdatasync":
         failed_file, code = sync_wal(request[1], tuple(request[2]), request[3], tuple(request[4]))
@@ -87,13 +87,6 @@ def sync_wal(
     return WAL_FILE, 0
 
 
-def serve(requests: BinaryIO, answers: BinaryIO) -> None:
-    secret_keys: dict[bytes, bytes] = {}
-    while header := requests.read(4):
-        result = answer(_decode(requests.read(int.from_bytes(header, "big"))), secret_keys)
-        answers.write(len(result).to_bytes(4, "big") + result)
-        answers.flush()
-
-
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    secret_keys: dict[bytes, bytes] = {}
+    serve(lambda request: answer(request, secret_keys), sys.stdin.buffer, sys.stdout.buffer)

@@ -3,7 +3,7 @@
 By default the connection whose commit grows the WAL past 1,000 pages copies it back into the
 database file, inside that commit: tens of milliseconds during which the event loop (where
 group commits run) serves no one. Group-commit connections turn that off, and a helper process
-of its own checkpoints instead (app/votes/helper_process.py; a thread in the worker would wait
+of its own checkpoints instead (app/core/helper_process.py; a thread in the worker would wait
 for the busy loop's GIL at every step, with the write lock held). Each round, every
 CHECKPOINT_EVERY_S:
 
@@ -33,7 +33,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
-from app.votes.helper_process import HelperProcess, copy_outcome
+from app.core.helper_process import HelperProcess, copy_outcome
+from app.storage.sqlite_files import Identity, SqliteFiles, identity_of
+from app.votes import helper_worker
 
 CHECKPOINT_EVERY_S = 0.5
 WAL_RESTART_BYTES = 16 * 1024 * 1024
@@ -56,9 +58,18 @@ class WalCheckpoints:
     """The checkpoint rounds of one database, with their own connection: in the checkpoint helper
     process, or on a thread of the worker should the helper fail."""
 
-    def __init__(self, path: str, lock_path: str | None, restart_bytes: int = WAL_RESTART_BYTES) -> None:
+    def __init__(
+        self,
+        path: str,
+        lock_path: str | None,
+        restart_bytes: int = WAL_RESTART_BYTES,
+        identities: list[Identity] | None = None,
+    ) -> None:
         self.path = path
         self.lock_path = lock_path
+        self.identities = identities
+        """The database's and the WAL's, as the worker opened them: a connection first opened
+        after the WAL was deleted would make SQLite create another one, hiding the loss."""
         self.restart_bytes = restart_bytes
         self._conn: sqlite3.Connection | None = None
         self._frame_bytes = 0
@@ -82,6 +93,10 @@ class WalCheckpoints:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
+            if self.identities is not None and [identity_of(self.path), identity_of(f"{self.path}-wal")] != [
+                tuple(identity) for identity in self.identities
+            ]:
+                raise sqlite3.OperationalError("the database or its WAL is not the file the service opened")
             # mode=rw: a database deleted under the service must not come back empty from here.
             uri = f"file:{quote(self.path)}?mode=rw"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -147,13 +162,18 @@ class Checkpointer:
         *,
         every_s: float = CHECKPOINT_EVERY_S,
         use_helper: bool = True,
+        files: SqliteFiles | None = None,
     ) -> None:
         self.path = path
         self.lock_path = lock_path
+        self.files = files
+        """The files as the worker opened them, when known: no round opens another (WalCheckpoints)."""
         self.every_s = every_s
         self.rounds = 0
         """Rounds finished (in the helper or here)."""
-        self.process = HelperProcess("WAL checkpoint", enabled=use_helper, timeout_s=ROUND_TIMEOUT_S)
+        self.process = HelperProcess(
+            "WAL checkpoint", helper_worker.MODULE, enabled=use_helper, timeout_s=ROUND_TIMEOUT_S
+        )
         self._here: WalCheckpoints | None = None  # should the helper fail
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint")
         self._task: asyncio.Task[None] | None = None
@@ -176,7 +196,7 @@ class Checkpointer:
     async def round(self) -> int:
         """One round now; the frames in the WAL after it."""
         frames = await self.process.submit(
-            ["checkpoint", self.path, self.lock_path],
+            ["checkpoint", self.path, self.lock_path, self._identities()],
             expected_bytes=8,
             parse=lambda answer: int.from_bytes(answer, "big", signed=True),
             fallback=self._round_here,
@@ -185,12 +205,19 @@ class Checkpointer:
         return frames
 
     async def _run(self) -> None:
+        await self.process.start()  # else the first rounds, while it starts, would run here
         while True:
             await asyncio.sleep(self.every_s)
             await self.round()
 
+    def _identities(self) -> list[Identity] | None:
+        files = self.files
+        if files is None or files.database is None or files.wal is None:
+            return None
+        return [files.database, files.wal]
+
     def _round_here(self, future: asyncio.Future[int]) -> None:
         if self._here is None:
-            self._here = WalCheckpoints(self.path, self.lock_path)
+            self._here = WalCheckpoints(self.path, self.lock_path, identities=self._identities())
         on_thread = asyncio.get_running_loop().run_in_executor(self._executor, self._here.round)
         on_thread.add_done_callback(lambda done: copy_outcome(done, future))

@@ -32,20 +32,21 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from app.core.helper_process import HelperProcess, copy_outcome
 from app.storage.sqlite_files import DatabaseFileLost, SqliteFiles
-from app.votes.helper_process import HelperProcess, copy_outcome
+from app.votes import helper_worker
 from app.votes.helper_worker import DATABASE_FILE, WAL_FILE, sync_wal
 
 log = logging.getLogger(__name__)
 
 
 class WalSync:
-    """The fsync goes to a helper process of its own (app/votes/helper_process.py): a thread's result
+    """The fsync goes to a helper process of its own (app/core/helper_process.py): a thread's result
     would wait for the GIL, held by the busy event loop, for a millisecond or more each way."""
 
     def __init__(self, files: SqliteFiles, *, use_helper: bool = True) -> None:
         self.files = files
-        self.process = HelperProcess("WAL fsync", enabled=use_helper)
+        self.process = HelperProcess("WAL fsync", helper_worker.MODULE, enabled=use_helper)
         # Should the helper fail: a thread of its own, as the default executor may be busy.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         self._running: asyncio.Future[tuple[int, int]] | None = None

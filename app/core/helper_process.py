@@ -5,7 +5,9 @@ future from the pipe's callback: no lock, no task, no thread per request. Every 
 event loop's queue waits behind a whole round of HTTP work, and a thread's result waits for the
 GIL, which the busy loop holds; the group commit's latency is made of such waits.
 
-Wire format (app/votes/helper_worker.py answers it): a request is a 4-byte big-endian length and a
+Each helper is a module run as `python -m MODULE` that answers with `serve` below: the vote path's
+(app/votes/helper_worker.py) and the ballot log's sequencer (app/ballot_log/integrator.py). Wire
+format: a request is a 4-byte big-endian length and a
 msgpack array; an answer is a 4-byte length and its bytes. Any trouble with the process (dead,
 hung, a wrong-sized answer) means each request in flight is done by its fallback instead, and a
 new process is started for later requests: the answers are the same either way.
@@ -19,7 +21,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -36,7 +38,7 @@ Fallback = Callable[[asyncio.Future[Any]], None]
 @dataclass(slots=True)
 class _Request:
     future: asyncio.Future[Any]
-    expected_bytes: int
+    expected_bytes: int | None  # None: an answer of any length
     parse: Callable[[bytes], Any]
     fallback: Fallback
     timer: asyncio.TimerHandle | None = None
@@ -93,8 +95,9 @@ class _Process(asyncio.SubprocessProtocol):
             if not self.in_flight:
                 self.on_failure(self, "an answer nobody asked for")
                 return
-            if length != self.in_flight[0].expected_bytes:
-                self.on_failure(self, f"{length} bytes answered, {self.in_flight[0].expected_bytes} expected")
+            expected = self.in_flight[0].expected_bytes
+            if expected is not None and length != expected:
+                self.on_failure(self, f"{length} bytes answered, {expected} expected")
                 return
             self.in_flight.popleft().answer(answer)
 
@@ -138,10 +141,11 @@ def done_here(fallback: Fallback) -> asyncio.Future[Any]:
 
 
 class HelperProcess:
-    """Starts `python -m app.votes.helper_worker` on first use (and again after any failure)."""
+    """Starts `python -m MODULE` on first use (and again after any failure)."""
 
-    def __init__(self, name: str, *, enabled: bool = True, timeout_s: float = HELPER_TIMEOUT_S) -> None:
+    def __init__(self, name: str, module: str, *, enabled: bool = True, timeout_s: float = HELPER_TIMEOUT_S) -> None:
         self.name = name
+        self.module = module
         self.enabled = enabled
         self.timeout_s = timeout_s
         self._process: _Process | None = None
@@ -154,7 +158,7 @@ class HelperProcess:
         return self._process.transport.get_pid()
 
     def submit(
-        self, request: list, *, expected_bytes: int, parse: Callable[[bytes], Any], fallback: Fallback
+        self, request: list, *, expected_bytes: int | None, parse: Callable[[bytes], Any], fallback: Fallback
     ) -> asyncio.Future[Any]:
         """Sends `request` now; the future resolves with `parse(answer)`, or by `fallback` if the
         process is not up yet or fails to answer."""
@@ -215,7 +219,7 @@ class HelperProcess:
                 lambda: _Process(self._failed),
                 sys.executable,
                 "-m",
-                "app.votes.helper_worker",
+                self.module,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=None,
@@ -225,3 +229,11 @@ class HelperProcess:
             self.enabled = False
             return
         self._process = process
+
+
+def serve(answer: Callable[[list], bytes], requests: BinaryIO, answers: BinaryIO) -> None:
+    """The helper's side: answers each request in order until its stdin closes."""
+    while header := requests.read(4):
+        result = answer(msgspec.msgpack.decode(requests.read(int.from_bytes(header, "big"))))
+        answers.write(len(result).to_bytes(4, "big") + result)
+        answers.flush()
