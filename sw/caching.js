@@ -49,9 +49,16 @@ function pageKey(url) {
   return key.href;
 }
 
-async function storePage(cache, url, response) {
+// How many copies of each page this worker has stored: a fetch that began before the last of them
+// (a language chosen since, say) must not replace it with what the page was then.
+const stored = new Map();
+
+async function storePage(cache, url, response, ifStoredCount = null) {
+  const key = pageKey(url);
+  if (ifStoredCount !== null && (stored.get(key) ?? 0) !== ifStoredCount) return false;
   if (response.ok && !response.redirected && response.type === "basic") {
-    await cache.put(pageKey(url), response.clone());
+    stored.set(key, (stored.get(key) ?? 0) + 1);
+    await cache.put(key, response.clone());
     return true;
   }
   return false;
@@ -186,8 +193,9 @@ export async function cachePage(url, served = false) {
   const cache = await caches.open(PAGE_CACHE);
   const servedCopy = served ? await cache.match(pageKey(url)) : null;
   if (servedCopy) return keepLanguage(servedCopy);
+  const before = stored.get(pageKey(url)) ?? 0;
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
-  if (response) await storePage(cache, url, response);
+  if (response) await storePage(cache, url, response, before);
   const copy = await cache.match(pageKey(url));
   return Boolean(copy) && (await keepLanguage(copy));
 }
