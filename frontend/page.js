@@ -89,7 +89,8 @@ async function render() {
         save.href = log.file;
         save.download = `receipt-${pollId}-${vote.seq}.json`;
         save.textContent = _("Save receipt");
-        item.append(` · ${log.words} · ${_("tracker {code}", { code: log.tracker })} · `, save);
+        const tracker = _("tracker {code}", { code: log.tracker });
+        item.append(` · ${log.words} · ${tracker} · `, save);
       }
       return item;
     }),
