@@ -21,7 +21,6 @@ from app.ballot_log.integrator import Integrator, SequencerHelper
 from app.ballot_log.log_keys import LogSigner, key_name_for, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
-from app.core.i18n import remember_language
 from app.core.keys import KeyRing
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
@@ -175,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(VoteRateLimits, limits=rate_limits),
         ],
         exception_handlers=exception_handlers,
-        before_send=[add_security_headers, remember_language],
+        before_send=[add_security_headers],
         template_config=template_config(),
         compression_config=page_compression(),
         openapi_config=OpenAPIConfig(
