@@ -27,13 +27,11 @@ def upgrade() -> None:
         sa.Column("shard", sa.Integer, nullable=False),
         sa.Column("votes", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("poll_id", "option_id", "shard", name="pk_option_tallies"),
-        sa.ForeignKeyConstraint(
-            ["poll_id", "option_id"],
-            ["options.poll_id", "options.id"],
-            name="fk_option_tallies_poll_id",
-            ondelete="CASCADE",
-        ),
     )
+    # A foreign key to an option makes every vote share-lock the option's row: on PostgreSQL
+    # concurrent transactions of one poll then build a multixact on it for each vote.
+    with op.batch_alter_table("votes") as batch:
+        batch.drop_constraint("fk_votes_poll_id", type_="foreignkey")
     op.execute(
         "INSERT INTO option_tallies (poll_id, option_id, shard, votes) "
         "SELECT poll_id, id, 0, votes FROM options WHERE votes > 0"
@@ -97,3 +95,5 @@ def downgrade() -> None:
         "WHERE t.poll_id = options.poll_id AND t.option_id = options.id)"
     )
     op.drop_table("option_tallies")
+    with op.batch_alter_table("votes") as batch:
+        batch.create_foreign_key("fk_votes_poll_id", "options", ["poll_id", "option_id"], ["poll_id", "id"])
