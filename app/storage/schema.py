@@ -32,7 +32,7 @@ polls = Table(
     Column("late_grace_seconds", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     # SQLite: the seqs handed out so far; the next accepted vote takes vote_count + 1 as its seq.
-    # PostgreSQL takes seqs from a sequence per poll instead (app/votes/seqs.py) and leaves this as
+    # PostgreSQL takes seqs from a sequence per poll instead (app/storage/poll_locks.py) and leaves this as
     # migration 0007 found it: a row every vote updated would be locked until each commit.
     Column("vote_count", BigInteger, nullable=False, server_default="0"),
     # Who may vote (docs/abuse.md): polls made before modes existed keep taking every vote.

@@ -14,7 +14,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-# The sequence's name is app/votes/seqs.py's `sequence_name`, computed in SQL: any way a poll row
+# The sequence's name is app/storage/poll_locks.py's `sequence_of`, computed in SQL: any way a poll row
 # comes to exist (the service, a restore, a test) gets its sequence with it.
 SEQUENCE_NAME_SQL = "'vote_seq_' || substr(encode(sha256(convert_to({poll_id}, 'UTF8')), 'hex'), 1, 32)"
 
