@@ -19,6 +19,7 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from app.core import problems
+from app.core.i18n import configure as configure_i18n
 from app.core.protocol import ID_PATTERN, b64url_checked
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
@@ -88,12 +89,9 @@ def closing_context(poll: Poll, now_ms: int) -> dict[str, Any]:
 
 
 def preview_context(poll: Poll, base_url: str) -> dict[str, str]:
-    """What a shared link shows in a chat or a feed (Open Graph): the question, and what the page is."""
-    count = len(poll.options)
-    return {
-        "description": f"A poll with {count} options. Vote on this page, even offline.",
-        "url": f"{base_url}/polls/{poll.id}",
-    }
+    """Where a shared link leads (Open Graph); _link_preview.html says what the page is, in the
+    page's language."""
+    return {"url": f"{base_url}/polls/{poll.id}"}
 
 
 @get_or_head("/polls/{poll_id:str}", include_in_schema=False)
@@ -215,10 +213,11 @@ def template_config() -> TemplateConfig:
 
 
 def _configure_templates(engine: JinjaTemplateEngine) -> None:
-    """Block tags leave no blank lines, which keeps the page small. build.py renders the page with
-    the same options to measure it."""
+    """Block tags leave no blank lines, which keeps the page small; the pages speak the request's
+    language (app/core/i18n.py). build.py renders the page with the same options to measure it."""
     engine.engine.trim_blocks = True
     engine.engine.lstrip_blocks = True
+    configure_i18n(engine.engine)
 
 
 page_handlers: list = [poll_page, vote_without_script, results_page, poll_web_app_manifest, *asset_handlers]

@@ -1,0 +1,204 @@
+"""The page's language: chosen by ?lang=, then the device's remembered choice, then
+Accept-Language; said in <html lang dir>, in the words, in the script it loads; the API stays English."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import jinja2
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app import create_app
+from app.core.i18n import choose, configure, from_accept_language
+from app.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "i18n-test-admin-token-0123"
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/ as `make build` writes it, every language's scripts included."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+async def client(tmp_path: Path, dist: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}",
+        data_dir=tmp_path / "data",
+        admin_token=TOKEN,
+        dist_dir=dist,
+    )
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def _poll_url(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "¿Té o café?", "options": ["Té", "Café"], "eligibility": "anyone"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 201, response.text
+    return f"/polls/{response.json()['id']}"
+
+
+def _html_tag(page: str) -> str:
+    match = re.search(r"<html[^>]*>", page)
+    assert match, page[:200]
+    return match.group(0)
+
+
+# --- choosing ------------------------------------------------------------------------------------
+
+
+def test_accept_language_picks_the_most_preferred_supported_language() -> None:
+    assert from_accept_language("ja;q=1, de-CH;q=0.8, fr;q=0.9") == "fr"
+
+
+def test_accept_language_matches_a_region_by_its_language() -> None:
+    assert from_accept_language("ar-EG,ar;q=0.9,en;q=0.5") == "ar"
+
+
+def test_accept_language_ignores_ranges_refused_with_q0() -> None:
+    assert from_accept_language("es;q=0, de") == "de"
+
+
+def test_accept_language_with_nothing_supported_gives_none() -> None:
+    assert from_accept_language("ja, zh-Hant;q=0.5, garbage;;q=x") is None
+
+
+def test_a_shared_link_comes_before_the_remembered_choice_and_the_browser() -> None:
+    assert choose("ar", "de", "fr") == "ar"
+    assert choose(None, "de", "fr") == "de"
+    assert choose("xx", "nope", "fr") == "fr"
+    assert choose(None, None, "") == "en"
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+async def test_poll_page_follows_accept_language(client: httpx.AsyncClient) -> None:
+    url = await _poll_url(client)
+
+    response = await client.get(url, headers={"Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"})
+
+    assert _html_tag(response.text) == '<html lang="fr" dir="ltr">'
+    assert '<button type="submit">Voter</button>' in response.text
+    assert response.headers["content-language"] == "fr"
+    assert "accept-language" in response.headers["vary"].lower()
+
+
+async def test_arabic_page_is_right_to_left_and_loads_the_arabic_script(client: httpx.AsyncClient) -> None:
+    url = await _poll_url(client)
+
+    page = (await client.get(url, headers={"Accept-Language": "ar"})).text
+
+    assert _html_tag(page) == '<html lang="ar" dir="rtl">'
+    assert '<button type="submit">صوِّت</button>' in page
+    assert re.search(r'<script type="module" src="/static/page\.ar\.[0-9a-f]{10}\.js"', page)
+    assert re.search(r'data-advice-module="/static/advice\.ar\.[0-9a-f]{10}\.js"', page)
+
+
+async def test_english_page_loads_the_english_script(client: httpx.AsyncClient) -> None:
+    page = (await client.get(await _poll_url(client))).text
+
+    assert _html_tag(page) == '<html lang="en" dir="ltr">'
+    assert re.search(r'<script type="module" src="/static/page\.[0-9a-f]{10}\.js"', page)
+
+
+async def test_lang_in_the_link_wins_and_the_device_remembers_it(client: httpx.AsyncClient) -> None:
+    url = await _poll_url(client)
+
+    shared = await client.get(f"{url}?lang=de", headers={"Accept-Language": "fr"})
+    later = await client.get(url, headers={"Accept-Language": "fr"})
+
+    assert _html_tag(shared.text) == '<html lang="de" dir="ltr">'
+    assert "lang=de" in shared.headers["set-cookie"]
+    assert "Path=/" in shared.headers["set-cookie"]
+    assert _html_tag(later.text) == '<html lang="de" dir="ltr">'
+
+
+async def test_page_without_lang_in_the_link_sets_no_cookie(client: httpx.AsyncClient) -> None:
+    response = await client.get(await _poll_url(client), headers={"Accept-Language": "es"})
+
+    assert "set-cookie" not in response.headers
+
+
+async def test_language_switch_links_every_language_in_its_own_name(client: httpx.AsyncClient) -> None:
+    page = (await client.get(await _poll_url(client), headers={"Accept-Language": "es"})).text
+
+    nav = re.search(r'<nav class="languages" aria-label="Idioma">(.*?)</nav>', page)
+    assert nav, page
+    assert re.findall(r'<a href="\?lang=(\w+)" lang="\1"', nav.group(1)) == ["en", "es", "fr", "de", "ar"]
+    assert '<a href="?lang=es" lang="es" aria-current="true">Español</a>' in nav.group(1)
+    assert ">العربية</a>" in nav.group(1)
+
+
+async def test_question_and_options_carry_dir_auto(client: httpx.AsyncClient) -> None:
+    page = (await client.get(await _poll_url(client))).text
+
+    assert '<h1 id="question" class="question" dir="auto">¿Té o café?</h1>' in page
+    assert '<span dir="auto">Té</span>' in page
+
+
+async def test_count_in_german_uses_the_german_plural(client: httpx.AsyncClient) -> None:
+    page = (await client.get(await _poll_url(client), headers={"Accept-Language": "de"})).text
+
+    assert "0 Stimmen insgesamt." in page
+
+
+async def test_arabic_zero_count_uses_the_zero_form(client: httpx.AsyncClient) -> None:
+    page = (await client.get(await _poll_url(client), headers={"Accept-Language": "ar"})).text
+
+    assert "لا أصوات حتى الآن." in page
+
+
+# --- problems -------------------------------------------------------------------------------------
+
+
+async def test_problem_page_is_translated_with_the_same_status(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no-such-page", headers={"Accept": "text/html", "Accept-Language": "es"})
+
+    assert response.status_code == 404
+    assert "<h1>Página no encontrada</h1>" in response.text
+    assert _html_tag(response.text) == '<html lang="es" dir="ltr">'
+
+
+async def test_api_problem_stays_english_with_its_stable_type(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/polls/nosuchpoll0000", headers={"Accept-Language": "ar"})
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["type"] == "/problems/poll-not-found"
+    assert body["title"].isascii()
+    assert "content-language" not in response.headers
+
+
+async def test_unknown_poll_page_is_in_the_chosen_language(client: httpx.AsyncClient) -> None:
+    response = await client.get("/polls/nosuchpoll0000?lang=fr")
+
+    assert response.status_code == 404
+    assert "<h1>Scrutin introuvable</h1>" in response.text
+
+
+def test_shares_are_whole_percents_rounded_half_up_as_the_page_rounds_them() -> None:
+    env = jinja2.Environment(autoescape=True)
+    configure(env)
+
+    def share(lang: str, part: int, whole: int) -> str:
+        return env.from_string("{{ percent(part, whole) }}").render(lang=lang, part=part, whole=whole)
+
+    assert share("en", 1, 8) == "13%"
+    assert share("fr", 1, 2) == "50\xa0%"
+    assert share("en", 0, 0) == "0%"
