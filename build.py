@@ -34,6 +34,7 @@ from babel.messages.pofile import read_po
 # The templates' language helpers come from this tree's app/, whatever else is on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app.core import i18n
+from app.edge.web_manifest import APP_DESCRIPTION, APP_NAME
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "dist"
@@ -411,9 +412,11 @@ def render_sw_manifest(version: str, precache: list[str], by_language: dict[str,
 
 def render_webmanifest(icons: list[tuple[int, str]]) -> bytes:
     manifest = {
-        "name": "Vote",
-        "short_name": "Vote",
-        "description": "Vote on this device, online or not. Every vote is kept until the server confirms it.",
+        "name": APP_NAME,
+        "short_name": APP_NAME,
+        "description": APP_DESCRIPTION,
+        "lang": i18n.DEFAULT_LANGUAGE,
+        "dir": "ltr",
         "id": "/",
         "start_url": "/",
         "scope": "/",

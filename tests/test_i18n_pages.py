@@ -3,6 +3,7 @@ Accept-Language; said in <html lang dir>, in the words, in the script it loads; 
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -15,11 +16,15 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app import create_app
-from app.core.i18n import choose, configure, from_accept_language
+from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, choose, configure, from_accept_language, translations
 from app.core.settings import Settings
+from app.edge.web_manifest import APP_DESCRIPTION, APP_NAME
+from app.organiser import form as form_module
+from app.polls.validation import MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "i18n-test-admin-token-0123"
+TRANSLATED = [code for code in LANGUAGES if code != DEFAULT_LANGUAGE]
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +207,74 @@ def test_shares_are_whole_percents_rounded_half_up_as_the_page_rounds_them() -> 
     assert share("en", 1, 8) == "13%"
     assert share("fr", 1, 2) == "50\xa0%"
     assert share("en", 0, 0) == "0%"
+
+
+# --- the organiser's form and the web app manifest ---------------------------------------------
+
+
+def _form_error(page: str) -> str:
+    match = re.search(r'<p id="form-error"[^>]*>([^<]*)</p>', page)
+    assert match, page[:400]
+    return html.unescape(match.group(1))
+
+
+def _said_in(lang: str, message: str, **values: object) -> str:
+    return translations(lang).gettext(message) % values
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+async def test_a_refusal_that_names_a_limit_is_in_the_page_language(client: httpx.AsyncClient, lang: str) -> None:
+    form = {"question": "x" * (MAX_QUESTION_CHARS + 1), "option": ["Té", "Café"], "admin_token": TOKEN}
+
+    page = await client.post(f"/polls/new?lang={lang}", data=form)
+
+    assert page.status_code == 422
+    limits = {"question": MAX_QUESTION_CHARS, "label": MAX_LABEL_CHARS, "options": MAX_OPTIONS}
+    said = _form_error(page.text)
+    assert said == _said_in(lang, form_module.LIMITS_MESSAGE, **limits)
+    assert "at most" not in said
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+async def test_a_refusal_from_the_poll_checks_is_in_the_page_language(client: httpx.AsyncClient, lang: str) -> None:
+    form = {"question": "¿Té o café?", "option": ["Té", "té"], "admin_token": TOKEN}
+
+    page = await client.post("/polls/new", data=form, headers={"Accept-Language": lang})
+
+    assert page.status_code == 422
+    message = "Option %(number)s reads the same as option %(earlier)s: “%(label)s”."
+    assert _form_error(page.text) == _said_in(lang, message, number=2, earlier=1, label="té")
+
+
+async def test_the_api_says_the_same_refusal_in_english_with_its_stable_type(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/polls",
+        json={"question": "¿Té o café?", "options": ["Té", "té"]},
+        headers={"Authorization": f"Bearer {TOKEN}", "Accept-Language": "es"},
+    )
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["type"] == "/problems/invalid-poll"
+    assert body["detail"] == "options[1] reads the same as options[0]: 'té'."
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+async def test_the_web_app_manifest_follows_the_page_language(client: httpx.AsyncClient, lang: str) -> None:
+    page = (await client.get(f"{await _poll_url(client)}?lang={lang}")).text
+    manifest_url = html.unescape(re.search(r'<link rel="manifest" href="([^"]+)"', page).group(1))
+
+    manifest = (await client.get(manifest_url)).json()
+
+    assert manifest["lang"] == lang
+    assert manifest["dir"] == ("rtl" if lang == "ar" else "ltr")
+    assert manifest["name"] == manifest["short_name"] == translations(lang).gettext(APP_NAME) != APP_NAME
+    assert manifest["description"] == translations(lang).gettext(APP_DESCRIPTION) != APP_DESCRIPTION
+    assert manifest["start_url"] == manifest_url.split("/manifest.webmanifest")[0]
+
+
+async def test_the_web_app_manifest_is_english_without_a_choice(client: httpx.AsyncClient) -> None:
+    manifest = (await client.get("/manifest.webmanifest")).json()
+
+    assert (manifest["lang"], manifest["dir"], manifest["name"]) == ("en", "ltr", APP_NAME)
+    assert manifest["description"] == APP_DESCRIPTION

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 import jinja2
 import pytest
 from babel.messages.pofile import read_po
+
+from app.polls import validation
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = sorted((ROOT / "app" / "edge" / "templates").glob("*.html"))
@@ -212,3 +215,54 @@ def test_script_check_accepts_messages_errors_regexes_and_comments() -> None:
     )
 
     assert unwrapped_script_words(source) == []
+
+
+# --- words the server gives a page -------------------------------------------------------------
+
+# Modules whose refusals reach the organiser's page: each must be a marked message, never an
+# f-string or a bare literal, so that the form's words come from the catalogues.
+FORM_MODULES = sorted((ROOT / "app" / "organiser").glob("*.py"))
+
+
+def unmarked_refusals(source: str, refusal: str = "FormError") -> list[str]:
+    """`refusal(...)` calls whose message is text written in place rather than a marked message."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == refusal and node.args:
+            message = node.args[0]
+            if isinstance(message, ast.JoinedStr) or (
+                isinstance(message, ast.Constant) and isinstance(message.value, str)
+            ):
+                found.append(f"line {node.lineno}: {ast.unparse(message)}")
+    return found
+
+
+@pytest.mark.parametrize("module", FORM_MODULES, ids=lambda path: path.name)
+def test_form_refusals_are_catalogue_messages(module: Path) -> None:
+    assert unmarked_refusals(module.read_text()) == []
+
+
+def test_refusal_check_catches_an_f_string_and_a_bare_literal() -> None:
+    source = 'FormError(f"at most {n}")\nFormError("Too long.")\nFormError(N_("Too long."))\nFormError(LIMITS)\n'
+    assert unmarked_refusals(source) == ["line 1: f'at most {n}'", "line 2: 'Too long.'"]
+
+
+# Each check of app/polls/validation.py an organiser's form can meet, with what makes it refuse.
+FORM_REACHABLE_CHECKS = {
+    "a hidden character in the question": lambda: validation.clean_text("Tea\u200b?", "question", 500),
+    "a blank option": lambda: validation.clean_text("\u3164", "options[1]", 200),
+    "a long option": lambda: validation.clean_text("x" * 201, "options[0]", 200),
+    "too many options": lambda: validation.clean_labels([str(n) for n in range(validation.MAX_OPTIONS + 1)]),
+    "two options alike": lambda: validation.clean_labels(["Tea", "TEA"]),
+    "a closing time past": lambda: validation.check_closing(1, 0, 2),
+}
+
+
+@pytest.mark.parametrize("check", FORM_REACHABLE_CHECKS)
+def test_poll_checks_give_pages_a_message_of_the_catalogue(check: str) -> None:
+    with pytest.raises(validation.InvalidPoll) as refused:
+        FORM_REACHABLE_CHECKS[check]()
+
+    template = read_po((ROOT / "app" / "locale" / "messages.pot").open("rb"))
+    assert refused.value.words in template
+    assert refused.value.words % refused.value.values  # every placeholder has its value

@@ -147,9 +147,4 @@ def service_worker(request: Request, settings: SettingsDep) -> Response[bytes]:
     )
 
 
-@get_or_head("/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
-def web_app_manifest(request: Request, settings: SettingsDep) -> Response[bytes]:
-    return file_response(request, load_assets(settings.dist_dir).named_file("webmanifest"), REVALIDATE)
-
-
-asset_handlers = [static_asset, service_worker, web_app_manifest]
+asset_handlers = [static_asset, service_worker]

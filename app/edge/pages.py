@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -12,7 +11,6 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.config.compression import CompressionConfig
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -24,6 +22,7 @@ from app.core.protocol import ID_PATTERN, b64url_checked
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
 from app.edge.http import get_or_head
+from app.edge.web_manifest import manifest_handlers
 from app.eligibility.no_script import NotABallot, invitation_code, new_form_token, no_script_ballot
 from app.eligibility.rate_limits import RateLimits
 from app.polls.results import load_results
@@ -182,21 +181,6 @@ async def results_page(poll_id: FromPath[str], db: DatabaseDep, settings: Settin
     return await _render("results.html", poll_id, db, settings)
 
 
-@get_or_head("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
-def poll_web_app_manifest(poll_id: FromPath[str], settings: SettingsDep) -> Response[bytes]:
-    """build.py's web app manifest, made to start at this poll: an installed app opens the poll."""
-    if not re.fullmatch(ID_PATTERN, poll_id):
-        raise NotFoundException()
-    built = load_assets(settings.dist_dir).named_file("webmanifest")
-    manifest = json.loads(built.path.read_bytes())
-    manifest["id"] = manifest["start_url"] = f"/polls/{poll_id}"
-    return Response(
-        json.dumps(manifest, sort_keys=True).encode(),
-        media_type=built.content_type,
-        headers={"cache-control": PAGE_CACHE_CONTROL},
-    )
-
-
 # Everything but the pages is left alone: the static assets are compressed by build.py, and the
 # vote path and the live stream are not worth a middleware's cost per request.
 _NOT_COMPRESSED = ["^/api/", "^/static/", "^/schema", "^/sw\\.js$", "^/healthz$", "^/readyz$", "\\.tar\\.gz$"]
@@ -220,4 +204,4 @@ def _configure_templates(engine: JinjaTemplateEngine) -> None:
     configure_i18n(engine.engine)
 
 
-page_handlers: list = [poll_page, vote_without_script, results_page, poll_web_app_manifest, *asset_handlers]
+page_handlers: list = [poll_page, vote_without_script, results_page, *manifest_handlers, *asset_handlers]

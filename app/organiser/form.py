@@ -10,18 +10,36 @@ from litestar.datastructures import FormMultiDict
 
 from app.core.i18n import N_
 from app.polls.store import RESULTS_VISIBILITIES, PollSpec
-from app.polls.validation import ANYONE, INVITE, MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS, PROOF_OF_WORK
+from app.polls.validation import (
+    ANYONE,
+    INVITE,
+    MAX_LABEL_CHARS,
+    MAX_OPTIONS,
+    MAX_QUESTION_CHARS,
+    PROOF_OF_WORK,
+    InvalidPoll,
+)
 
 ELIGIBILITY_MODES = (PROOF_OF_WORK, INVITE, ANYONE)
 
 BLANK_OPTION_FIELDS = 6  # without JavaScript the form offers this many; blank ones are left out
 _OFFSET = re.compile(r"(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})")
-_OPTION_INDEX = re.compile(r"options\[(\d+)\]")
+# What msgspec refuses past the limits it checks, said once for all of them.
+LIMITS_MESSAGE = N_(
+    "The question may have at most %(question)s characters, each option at most %(label)s, "
+    "and a poll at most %(options)s options."
+)
 MAX_FIELD_CHARS = 2000  # longer than any valid text: the spec's own limits then say what is wrong
 
 
 class FormError(ValueError):
-    """The form cannot become a poll; the message is for the organiser."""
+    """The form cannot become a poll. The message is a catalogue message for the organiser, said
+    in the page's language with its %(name)s placeholders filled from `values`."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.values = values
 
 
 def spec_from_form(form: FormMultiDict) -> PollSpec:
@@ -47,19 +65,19 @@ def spec_from_form(form: FormMultiDict) -> PollSpec:
         return msgspec.convert(fields, PollSpec)
     except msgspec.ValidationError:
         raise FormError(
-            f"The question may have at most {MAX_QUESTION_CHARS} characters, each option at most "
-            f"{MAX_LABEL_CHARS}, and a poll at most {MAX_OPTIONS} options."
+            LIMITS_MESSAGE,
+            question=MAX_QUESTION_CHARS,
+            label=MAX_LABEL_CHARS,
+            options=MAX_OPTIONS,
         ) from None
 
 
-def in_words(error: Exception) -> str:
+def in_words(error: InvalidPoll) -> FormError:
     """A refusal from the poll checks (app/polls/validation.py), said as the form says things."""
-    message = str(error)
-    if message.startswith("closes_at"):
-        return N_("The closing time must be in the future, and at most a year ahead.")
-    return _OPTION_INDEX.sub(lambda match: f"option {int(match[1]) + 1}", message).replace(
-        "question ", "The question ", 1
-    )
+    if error.words:
+        return FormError(error.words, **error.values)
+    # A check the form's fields never meet (the API's own fields): its English words, framed.
+    return FormError(N_("This poll cannot be created: %(reason)s"), reason=str(error))
 
 
 def closing_ms(form: FormMultiDict) -> int | None:

@@ -61,12 +61,15 @@ def _page(
     return Template(template, context={**context, "assets": assets.links}, status_code=status_code, headers=headers)
 
 
-def _form_context(settings: Any, values: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+def _form_context(
+    settings: Any, values: dict[str, Any] | None = None, error: FormError | None = None
+) -> dict[str, Any]:
     values = values or {}
     options = list(values.get("options") or [])
     return {
         "mode": settings.poll_creation,
-        "error": error,
+        "error": error and error.message,
+        "error_values": error.values if error else {},
         "values": values,
         "options": options + [""] * max(0, BLANK_OPTION_FIELDS - len(options)),
         "max_options": MAX_OPTIONS,
@@ -98,13 +101,13 @@ async def create_from_form(
         "tz_offset": str(form.get("tz_offset") or ""),
     }
     if not _allowed(request, str(form.get("admin_token") or "")):
-        error = N_("The admin token is not right. Check it and try again.")
+        error = FormError(N_("The admin token is not right. Check it and try again."))
         return _page("organiser_new.html", settings, _form_context(settings, values, error), 401, NO_STORE)
     token = new_manage_token()
     try:
         poll = await create_poll(db, spec_from_form(form), manage_token=token)
     except FormError as error:
-        return _page("organiser_new.html", settings, _form_context(settings, values, str(error)), 422, NO_STORE)
+        return _page("organiser_new.html", settings, _form_context(settings, values, error), 422, NO_STORE)
     except InvalidPoll as error:
         return _page("organiser_new.html", settings, _form_context(settings, values, in_words(error)), 422, NO_STORE)
     await poll_news.announce(poll.id)
