@@ -5,56 +5,28 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import jinja2
 import pytest
-from litestar.testing import AsyncTestClient
 
-from app import create_app
 from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, choose, configure, from_accept_language, translations
-from app.core.settings import Settings
 from app.edge.web_manifest import APP_DESCRIPTION, APP_NAME
 from app.organiser import form as form_module
 from app.polls.validation import MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS
+from tests import served_pages
+from tests.helpers import ADMIN_TOKEN, create_poll
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "i18n-test-admin-token-0123"
+# The fixtures: one build for this module, and the service on it.
+dist = served_pages.dist
+client = served_pages.client
+
+TOKEN = ADMIN_TOKEN
 TRANSLATED = [code for code in LANGUAGES if code != DEFAULT_LANGUAGE]
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dist/ as `make build` writes it, every language's scripts included."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(out)], check=True, capture_output=True)
-    return out
-
-
-@pytest.fixture
-async def client(tmp_path: Path, dist: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}",
-        data_dir=tmp_path / "data",
-        admin_token=TOKEN,
-        dist_dir=dist,
-    )
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
-
-
 async def _poll_url(client: httpx.AsyncClient) -> str:
-    response = await client.post(
-        "/api/v1/polls",
-        json={"question": "¿Té o café?", "options": ["Té", "Café"], "eligibility": "anyone"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    assert response.status_code == 201, response.text
-    return f"/polls/{response.json()['id']}"
+    return f"/polls/{(await create_poll(client, question='¿Té o café?', options=['Té', 'Café']))['id']}"
 
 
 def _html_tag(page: str) -> str:
