@@ -34,7 +34,7 @@ from babel.messages.pofile import read_po
 # The templates' language helpers come from this tree's app/, whatever else is on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app.core import i18n
-from app.edge.web_manifest import APP_DESCRIPTION, APP_NAME
+from app.edge.assets import APP_DESCRIPTION, APP_NAME
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "dist"

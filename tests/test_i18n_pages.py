@@ -11,7 +11,7 @@ import jinja2
 import pytest
 
 from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, choose, configure, from_accept_language, translations
-from app.edge.web_manifest import APP_DESCRIPTION, APP_NAME
+from app.edge.assets import APP_DESCRIPTION, APP_NAME
 from app.organiser import form as form_module
 from app.polls.validation import MAX_LABEL_CHARS, MAX_OPTIONS, MAX_QUESTION_CHARS
 from tests import served_pages

@@ -22,7 +22,6 @@ from app.core.protocol import ID_PATTERN, b64url_checked
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
 from app.edge.http import get_or_head
-from app.edge.web_manifest import manifest_handlers
 from app.eligibility.no_script import NotABallot, invitation_code, new_form_token, no_script_ballot
 from app.eligibility.rate_limits import RateLimits
 from app.polls.results import load_results
@@ -204,4 +203,4 @@ def _configure_templates(engine: JinjaTemplateEngine) -> None:
     configure_i18n(engine.engine)
 
 
-page_handlers: list = [poll_page, vote_without_script, results_page, *manifest_handlers, *asset_handlers]
+page_handlers: list = [poll_page, vote_without_script, results_page, *asset_handlers]
