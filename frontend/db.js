@@ -56,8 +56,13 @@ const unfinished = new Set();
 // closing there does not release the database; aborting does. What is aborted is what the page was
 // doing as the voter left it: nothing that was stored is lost, and a vote whose storing is
 // aborted was never shown as saved (the page shown again says it failed, and takes another).
+// A step already on its way (an awaited open, say) would begin another as the page freezes: none
+// begins until the page is shown again.
+let frozen = false;
+
 function abortOnFreeze(event) {
   if (!event.persisted) return; // a page that is unloaded ends its transactions itself
+  frozen = true;
   for (const tx of unfinished) {
     try {
       tx.abort();
@@ -67,7 +72,12 @@ function abortOnFreeze(event) {
   }
 }
 // The service worker has no page to hide. Each bundle that includes this module has its own set.
-if (typeof window !== "undefined") window.addEventListener("pagehide", abortOnFreeze);
+if (typeof window !== "undefined") {
+  window.addEventListener("pagehide", abortOnFreeze);
+  window.addEventListener("pageshow", () => {
+    frozen = false;
+  });
+}
 
 export function promisify(request) {
   return new Promise((resolve, reject) => {
@@ -93,6 +103,7 @@ export function promisify(request) {
 // requests of `tx`: any other await lets the transaction auto-commit early.
 export async function transact(storeNames, mode, work) {
   const db = await openDb();
+  if (frozen) throw new DOMException("The page is in the back/forward cache", "AbortError");
   const tx = db.transaction(storeNames, mode);
   unfinished.add(tx);
   const committed = new Promise((resolve, reject) => {
