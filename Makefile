@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: run test unit e2e lint build bench clean browser browsers wrk proxy haproxy fleet e2e-fleet
+.PHONY: run test unit e2e lint build bench clean browser browsers wrk proxy haproxy fleet e2e-fleet messages
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,6 +49,14 @@ e2e: build browsers
 # make bench AGAINST=REF: ingest on this tree and on the git ref REF, in alternating rounds.
 bench: build wrk haproxy
 	$(PY) -m bench $(if $(AGAINST),--against $(AGAINST))
+
+# After changing a page's words: the template from the sources, then each catalogue brought up to
+# date (new messages empty, for the translators; docs/translating.md).
+messages: $(STAMP)
+	$(PY) -m babel.messages.frontend extract -F babel.cfg --no-location --sort-output -k N_ -k K_ \
+		--project vote -o app/locale/messages.pot .
+	$(PY) -m babel.messages.frontend update -i app/locale/messages.pot -d app/locale --no-fuzzy-matching \
+		--ignore-obsolete --width 100
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache test-results

@@ -28,6 +28,13 @@ import brotli
 import jinja2
 import rcssmin
 import rjsmin
+from babel.messages.catalog import Catalog, Message
+from babel.messages.pofile import read_po
+
+# The templates' language helpers come from this tree's app/, whatever else is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app.core import i18n
+from app.edge.assets import APP_DESCRIPTION, APP_NAME
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "dist"
@@ -36,6 +43,9 @@ TEMPLATES = ROOT / "app" / "edge" / "templates"
 PAGE_ENTRY = "frontend/page.js"
 POW_WORKER = "frontend/pow-worker.js"  # a Web Worker of its own: off the critical path
 LOG_MODULE_ENTRY = "frontend/log-verify.js"  # imported by the page only after a vote is confirmed
+ADVICE_ENTRY = "frontend/advice.js"  # words for rare failures, imported by the page once it is drawn
+AFTER_VOTE_ENTRY = "frontend/results-after-vote.js"  # imported by the page after Confirmed
+RESULTS_ENTRY = "frontend/results.js"  # the live results, imported by the page once it is drawn
 VERIFY_ENTRY = "frontend/verify.js"  # the /verify page's script
 STYLESHEET = "frontend/style.css"
 # The organiser's pages have their own script and styles, off the voter's critical path (the
@@ -45,6 +55,23 @@ ORGANISER_STYLESHEET = "frontend/organiser.css"
 SW_ENTRY = "sw/sw.js"
 SW_MANIFEST_MODULE = "sw/manifest.js"  # replaced in the bundle by the generated precache list
 PAGE_TEMPLATE = "poll.html"
+# Translations: each language's catalogue goes into its own copy of each script that shows words
+# (in place of MESSAGES_MODULE), so no language pays for another's on the critical path.
+LOCALE_DIR = "app/locale"
+MESSAGES_MODULE = "frontend/messages.js"
+LOCALIZED_SCRIPTS = (
+    "page.js",
+    "advice.js",
+    "results.js",
+    "results-after-vote.js",
+    "log-verify.js",
+    "verify.js",
+    "organiser.js",
+)
+# The one script that looks messages up at run time (K_() keys, stored in English with a vote): the
+# others carry their words translated in place, and no catalogue.
+LOOKUP_SCRIPTS = ("advice.js",)
+PLURAL_EXPR_RE = re.compile(r"[n0-9\s%<>=!&|?:()]+")  # C's plural syntax, which is also JavaScript's
 
 STATIC_DIR = "static"
 MANIFEST_FILE = "asset-manifest.json"
@@ -79,7 +106,6 @@ SAMPLE_CLOSING = {
     "text": "1 December 2025, 14:40 UTC",
 }
 SAMPLE_PREVIEW = {
-    "description": "A poll with 3 options. Vote on this page, even offline.",
     "url": "https://vote.example/polls/budget-sample-poll",
 }
 SAMPLE_RESULTS = {
@@ -111,7 +137,8 @@ class Asset:
 class Report:
     out_dir: Path
     files: dict[str, tuple[int, int | None, int | None]] = field(default_factory=dict)
-    critical_path_bytes: int = 0
+    critical_path_bytes: int = 0  # the largest of the languages'
+    critical_path_by_language: dict[str, int] = field(default_factory=dict)
 
 
 # --- content naming ------------------------------------------------------------------------
@@ -241,6 +268,92 @@ def minify_css(path: Path) -> bytes:
     return rcssmin.cssmin(source).encode()
 
 
+# --- translations ----------------------------------------------------------------------------
+
+
+def languages(source_root: Path) -> dict[str, Path]:
+    """Each language with a catalogue, to its .po file (English, the messages' own, has none)."""
+    found = {}
+    for po in sorted((source_root / LOCALE_DIR).glob("*/LC_MESSAGES/messages.po")):
+        found[po.parent.parent.name] = po
+    return found
+
+
+def load_catalog(po: Path) -> Catalog:
+    try:
+        with po.open("rb") as source:
+            return read_po(source, locale=po.parent.parent.name)
+    except Exception as error:  # Babel raises several kinds for a broken file
+        raise BuildError(f"{_where(po)}: {error}") from error
+
+
+def render_messages_module(catalog: Catalog, bundle_source: str, *, lookups: bool = True) -> str:
+    """messages.js for one language and one bundle: only the messages that bundle contains, and
+    none unless it looks messages up at run time."""
+    expression = catalog.plural_expr
+    if not PLURAL_EXPR_RE.fullmatch(expression):
+        raise BuildError(f"{catalog.locale}: unexpected plural expression {expression!r}")
+    messages: dict[str, str | list[str]] = {}
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        key = message.id[0] if isinstance(message.id, tuple) else message.id
+        if not lookups or json.dumps(key, ensure_ascii=False) not in bundle_source:
+            continue
+        if isinstance(message.id, tuple):
+            forms = list(message.string)
+            if all(forms):
+                messages[key] = forms
+        elif message.string:
+            messages[key] = message.string
+    return (
+        f"export const LANG = {json.dumps(str(catalog.locale).replace('_', '-'))};\n"
+        f"export const MESSAGES = {json.dumps(messages, ensure_ascii=False, sort_keys=True)};\n"
+        f"export function pluralIndex(n) {{\n  return Number({expression});\n}}\n"
+    )
+
+
+JS_STRING = r'"(?:[^"\\\n]|\\.)*"'
+GETTEXT_CALL_RE = re.compile(rf"(?<![\w$.])(N?_)\(\s*({JS_STRING})")
+NGETTEXT_CALL_RE = re.compile(rf"(?<![\w$.])ngettext\(\s*({JS_STRING})\s*,\s*({JS_STRING})")
+
+
+def translate_calls(source: str, catalog: Catalog) -> str:
+    """Puts each translation in place of the English literal it translates: `_("Vote")` becomes
+    `_("Votar")`, and `ngettext("…", "…", n)` gets the language's plural forms. The bundle then
+    carries each message once, in its language; what is left for MESSAGES is the messages marked
+    with K_(), kept in English as keys and looked up at run time."""
+
+    def lookup(literal: str) -> Message | None:
+        try:
+            return catalog.get(json.loads(literal))
+        except ValueError:  # a JavaScript escape JSON lacks (\x41, \'): left as written, in English
+            return None
+
+    def single(match: re.Match[str]) -> str:
+        message = lookup(match.group(2))
+        if message is None or message.fuzzy or not message.string or isinstance(message.id, tuple):
+            return match.group(0)
+        return f"{match.group(1)}({json.dumps(message.string, ensure_ascii=False)}"
+
+    def plural(match: re.Match[str]) -> str:
+        message = lookup(match.group(1))
+        if message is None or message.fuzzy or not isinstance(message.id, tuple) or not all(message.string):
+            return match.group(0)
+        return f"ngettext({json.dumps(list(message.string), ensure_ascii=False)}, 0"
+
+    return NGETTEXT_CALL_RE.sub(plural, GETTEXT_CALL_RE.sub(single, source))
+
+
+def localized_bundle(
+    entry: Path, catalog: Catalog, source_root: Path, *, as_module: bool = False, lookups: bool = False
+) -> str:
+    english = bundle(entry, as_module=as_module)
+    translated = translate_calls(english, catalog)
+    messages = render_messages_module(catalog, translated, lookups=lookups)
+    return translate_calls(bundle(entry, {source_root / MESSAGES_MODULE: messages}, as_module=as_module), catalog)
+
+
 # --- icons -----------------------------------------------------------------------------------
 
 
@@ -288,15 +401,22 @@ def asset_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path
 
 
-def render_sw_manifest(version: str, precache: list[str]) -> str:
-    return f"export const VERSION = {json.dumps(version)};\nexport const PRECACHE = {json.dumps(precache)};\n"
+def render_sw_manifest(version: str, precache: list[str], by_language: dict[str, list[str]] | None = None) -> str:
+    """`PRECACHE`: kept at install. `BY_LANGUAGE`: each translated language's scripts, kept once a
+    page in that language is (sw/caching.js), so a device fetches only the languages it uses."""
+    return (
+        f"export const VERSION = {json.dumps(version)};\nexport const PRECACHE = {json.dumps(precache)};\n"
+        f"export const BY_LANGUAGE = {json.dumps(by_language or {}, sort_keys=True)};\n"
+    )
 
 
 def render_webmanifest(icons: list[tuple[int, str]]) -> bytes:
     manifest = {
-        "name": "Vote",
-        "short_name": "Vote",
-        "description": "Vote on this device, online or not. Every vote is kept until the server confirms it.",
+        "name": APP_NAME,
+        "short_name": APP_NAME,
+        "description": APP_DESCRIPTION,
+        "lang": i18n.DEFAULT_LANGUAGE,
+        "dir": "ltr",
         "id": "/",
         "start_url": "/",
         "scope": "/",
@@ -330,15 +450,17 @@ def render_headers() -> str:
     )
 
 
-def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMPLATES) -> bytes:
+def render_sample_page(assets: dict[str, dict[str, str]], templates: Path = TEMPLATES, lang: str = "en") -> bytes:
     if not (templates / PAGE_TEMPLATE).is_file():
         raise BuildError(f"missing input: {_where(templates / PAGE_TEMPLATE)}")
     # The options app/edge/pages.py gives the service's engine.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
+    i18n.configure(env)
     try:
         html = env.get_template(PAGE_TEMPLATE).render(
+            lang=lang,
             poll=SAMPLE_POLL,
             results=SAMPLE_RESULTS,
             known_at=SAMPLE_KNOWN_AT,
@@ -378,12 +500,18 @@ def build(
     pow_worker_js = minify_js(bundle(source_root / POW_WORKER))
     # Off the critical path: the log check is imported after Confirmed; /verify is another page.
     log_js = minify_js(bundle(source_root / LOG_MODULE_ENTRY, as_module=True))
+    advice_js = minify_js(bundle(source_root / ADVICE_ENTRY, as_module=True))
+    after_vote_js = minify_js(bundle(source_root / AFTER_VOTE_ENTRY, as_module=True))
+    results_js = minify_js(bundle(source_root / RESULTS_ENTRY, as_module=True))
     verify_js = minify_js(bundle(source_root / VERIFY_ENTRY))
     assets = [
         Asset("page.js", "", page_js),
         Asset("pow-worker.js", "", pow_worker_js),
         Asset("style.css", "", style_css),
         Asset("log-verify.js", "", log_js),
+        Asset("advice.js", "", advice_js),
+        Asset("results-after-vote.js", "", after_vote_js),
+        Asset("results.js", "", results_js),
         Asset("verify.js", "", verify_js),
     ]
     assets += [Asset(f"icon-{size}.png", "", icon(size)) for size in ICON_SIZES]
@@ -391,17 +519,42 @@ def build(
         Asset("organiser.js", "", minify_js(bundle(source_root / ORGANISER_ENTRY))),
         Asset("organiser.css", "", minify_css(source_root / ORGANISER_STYLESHEET)),
     ]
+    entries = {
+        "page.js": (PAGE_ENTRY, False),
+        "advice.js": (ADVICE_ENTRY, True),
+        "results-after-vote.js": (AFTER_VOTE_ENTRY, True),
+        "results.js": (RESULTS_ENTRY, True),
+        "log-verify.js": (LOG_MODULE_ENTRY, True),
+        "verify.js": (VERIFY_ENTRY, False),
+        "organiser.js": (ORGANISER_ENTRY, False),
+    }
+    catalogs = {lang: load_catalog(po) for lang, po in languages(source_root).items()}
+    for lang, catalog in catalogs.items():
+        for name in LOCALIZED_SCRIPTS:
+            entry, as_module = entries[name]
+            source = localized_bundle(
+                source_root / entry, catalog, source_root, as_module=as_module, lookups=name in LOOKUP_SCRIPTS
+            )
+            assets.append(Asset(f"{name}@{lang}", "", minify_js(source)))
     for asset in assets:
-        asset.path = f"{STATIC_DIR}/{hashed_name(asset.name, asset.data)}"
+        # "page.js@ar" is written as static/page.ar.<hash>.js
+        name, _, lang = asset.name.partition("@")
+        file_name = name.replace(".js", f".{lang}.js") if lang else name
+        asset.path = f"{STATIC_DIR}/{hashed_name(file_name, asset.data)}"
     urls = {a.name: asset_url(base_url, a.path) for a in assets}
 
     webmanifest = render_webmanifest([(size, urls[f"icon-{size}.png"]) for size in ICON_SIZES])
-    precache = sorted(urls.values())
+    # English (the messages' own language) and everything without words are kept at install.
+    precache = sorted(urls[a.name] for a in assets if "@" not in a.name)
+    by_language: dict[str, list[str]] = {}
+    for a in assets:
+        if "@" in a.name:
+            by_language.setdefault(a.name.partition("@")[2], []).append(urls[a.name])
     # The worker's version names everything it caches, so any change to any asset renews it.
     version = content_hash(b"\n".join([*(a.data for a in assets), webmanifest]))
     sw_source = bundle(
         source_root / SW_ENTRY,
-        {source_root / SW_MANIFEST_MODULE: render_sw_manifest(version, precache)},
+        {source_root / SW_MANIFEST_MODULE: render_sw_manifest(version, precache, by_language)},
     )
     sw_js = minify_js(sw_source)
 
@@ -409,8 +562,13 @@ def build(
         a.name: {"path": a.path, "url": urls[a.name], "integrity": integrity(a.data), "content_type": a.content_type}
         for a in assets
     }
-    page_html = render_sample_page(manifest_assets, source_root / "app" / "edge" / "templates")
-    critical = sum(len(gzip_bytes(data)) for data in (page_html, page_js, style_css))
+    by_name = {a.name: a.data for a in assets}
+    by_language = {}
+    for lang in ["en", *catalogs]:
+        page_html = render_sample_page(manifest_assets, source_root / "app" / "edge" / "templates", lang)
+        script = by_name.get(f"page.js@{lang}", page_js)
+        by_language[lang] = sum(len(gzip_bytes(data)) for data in (page_html, script, style_css))
+    critical = max(by_language.values())
 
     files = {a.path: a.data for a in assets}
     files[SW_FILE] = sw_js
@@ -422,15 +580,19 @@ def build(
         "sw": {"path": SW_FILE, "content_type": CONTENT_TYPES[".js"]},
         "webmanifest": {"path": WEBMANIFEST_FILE, "content_type": CONTENT_TYPES[".webmanifest"]},
         "critical_path_bytes": critical,
+        "critical_path_bytes_by_language": by_language,
     }
     files[MANIFEST_FILE] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     files[HEADERS_FILE] = render_headers().encode()
 
-    if critical > budget:
-        raise BuildError(f"critical path (HTML, CSS and JS, gzip) is {critical} B, over the budget of {budget} B")
+    for lang, size in by_language.items():
+        if size > budget:
+            raise BuildError(
+                f"critical path (HTML, CSS and JS, gzip) in {lang!r} is {size} B, over the budget of {budget} B"
+            )
 
     _prepare_out_dir(out_dir)
-    report = Report(out_dir, critical_path_bytes=critical)
+    report = Report(out_dir, critical_path_bytes=critical, critical_path_by_language=by_language)
     for path, data in sorted(files.items()):
         (out_dir / path).write_bytes(data)
         gz = br = None
@@ -449,6 +611,8 @@ def print_report(report: Report, budget: int = BUDGET_BYTES) -> None:
     print(f"  {'file':<40} {'raw':>8} {'gzip':>8} {'brotli':>8}")
     for path, (raw, gz, br) in report.files.items():
         print(f"  {path:<40} {raw:>8} {gz if gz is not None else '-':>8} {br if br is not None else '-':>8}")
+    for lang, size in report.critical_path_by_language.items():
+        print(f"  critical path in {lang}: {size} B")
     print(f"critical path (HTML + CSS + JS, gzip): {report.critical_path_bytes} B of {budget} B budget")
 
 

@@ -21,6 +21,7 @@ from app.ballot_log.integrator import Integrator, SequencerHelper
 from app.ballot_log.log_keys import LogSigner, key_name_for, origin_for
 from app.cli import register_commands
 from app.core.admin_token import admin_token
+from app.core.i18n import remember_language
 from app.core.keys import KeyRing
 from app.core.settings import Settings, SettingsError
 from app.edge.errors import exception_handlers
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(VoteRateLimits, limits=rate_limits),
         ],
         exception_handlers=exception_handlers,
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, remember_language],
         template_config=template_config(),
         compression_config=page_compression(),
         openapi_config=OpenAPIConfig(

@@ -54,7 +54,8 @@ def test_vote_refused_inside_a_batch_fails_with_its_reason_while_the_others_are_
 
     drain = device.reconnect_and_drain(2)
 
-    assert (drain.confirmed, drain.failed) == (2, ["poll closed"])
+    # A refusal is recorded by its problem type (the page words it in its language).
+    assert (drain.confirmed, drain.failed) == (2, ["poll-closed"])
     device.context.close()
 
 

@@ -1,12 +1,7 @@
 // What voting needs from the browser, checked when the page loads, so that a voter whose browser
-// cannot vote is told so in words before choosing, never after.
+// cannot vote is told so in words (advice.js) before choosing, never after.
 
 import { openDb } from "./db.js";
-
-export const NO_SIGNING =
-  "This browser cannot sign a vote, so it cannot vote here. Update it, or open this page in a recent Chrome, Edge, Firefox or Safari.";
-export const NO_STORAGE =
-  "This browser does not let this page keep your vote on this device (private browsing can do this), so it cannot vote here. Open this page in a normal window or in another browser.";
 
 // Ed25519 in Web Crypto: Chromium 137+, Firefox 129+, Safari 17+. Making a throwaway key is the
 // only reliable test; `crypto.subtle` itself is missing outside a secure context.
@@ -29,17 +24,9 @@ async function canStore() {
   }
 }
 
-// The sentence to show when this browser cannot vote, or null when it can.
+// Why this browser cannot vote ("no-signing", "no-storage"; advice.js words them), or null.
 export async function cannotVoteBecause() {
-  if (!(await canSign())) return NO_SIGNING;
-  if (!(await canStore())) return NO_STORAGE;
+  if (!(await canSign())) return "no-signing";
+  if (!(await canStore())) return "no-storage";
   return null;
-}
-
-// A failure on this device, in words: exception text never reaches the voter.
-export function deviceTrouble(error) {
-  if (error?.name === "QuotaExceededError") {
-    return "Your vote could not be saved: this device is out of storage space. Free some space, then vote again.";
-  }
-  return "Something went wrong on this device, and your vote may not have been saved. Reload the page, then vote again if your vote is not listed below.";
 }

@@ -1,6 +1,8 @@
 // The poll's closing time in the voter's own zone and language, with the time left, counted
 // down near the end; when the time comes the form closes at once, without a reload.
 
+import { LANGUAGE, _ } from "./i18n.js";
+
 const SECOND_MS = 1000;
 const MINUTE_MS = 60 * SECOND_MS;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -20,9 +22,12 @@ function nextUpdateIn(ms) {
   return Math.min(MAX_TIMER_MS, ms - 2 * MINUTE_MS, MINUTE_MS);
 }
 
-function writeLine(line, before, when, after) {
+// The sentence comes whole from the catalogue, `{when}` where the <time> element goes, so that
+// each language puts the date where its grammar wants it.
+function writeLine(line, sentence, when) {
   const time = line.querySelector("time") ?? document.createElement("time");
   time.textContent = when;
+  const [before, after = ""] = sentence.split("{when}");
   line.replaceChildren(before, time, after);
 }
 
@@ -32,19 +37,19 @@ export function watchClosing(line, onClose) {
   const watch = (line.watch = (line.watch ?? 0) + 1);
   const closesAt = Number(line.dataset.closesAt);
   if (!Number.isFinite(closesAt)) return;
-  const when = new Intl.DateTimeFormat(undefined, { dateStyle: "long", timeStyle: "short" }).format(closesAt);
-  const words = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const when = new Intl.DateTimeFormat(LANGUAGE, { dateStyle: "long", timeStyle: "short" }).format(closesAt);
+  const words = new Intl.RelativeTimeFormat(LANGUAGE, { numeric: "auto" });
   const wasOpen = !line.classList.contains("closing-closed");
   function update() {
     if (line.watch !== watch) return;
     const left = closesAt - Date.now();
     if (left <= 0) {
       line.classList.add("closing-closed");
-      writeLine(line, "This poll is closed: it closed on ", when, ".");
+      writeLine(line, _("This poll is closed: it closed on {when}."), when);
       if (wasOpen) onClose();
       return;
     }
-    writeLine(line, `Voting closes ${timeLeft(left, words)}, on `, when, ".");
+    writeLine(line, _("Voting closes {left}, on {when}.", { left: timeLeft(left, words), when: "{when}" }), when);
     setTimeout(update, nextUpdateIn(left));
   }
   update();

@@ -46,6 +46,39 @@ export function openDb() {
   return opening;
 }
 
+// Transactions begun and not yet finished, so that a page going into the back/forward cache can
+// end them.
+const unfinished = new Set();
+
+// WebKit freezes a page in its back/forward cache with its unfinished transactions still open,
+// and then every page of this origin opened after it waits on the database forever: a poll page
+// reopened at once showed none of its votes (e2e/engines/test_back_forward.py). Committing or
+// closing there does not release the database; aborting does. What is aborted is what the page was
+// doing as the voter left it: nothing that was stored is lost, and a vote whose storing is
+// aborted was never shown as saved (the page shown again says it failed, and takes another).
+// A step already on its way (an awaited open, say) would begin another as the page freezes: none
+// begins until the page is shown again.
+let frozen = false;
+
+function abortOnFreeze(event) {
+  if (!event.persisted) return; // a page that is unloaded ends its transactions itself
+  frozen = true;
+  for (const tx of unfinished) {
+    try {
+      tx.abort();
+    } catch {
+      // Finished meanwhile: nothing to abort.
+    }
+  }
+}
+// The service worker has no page to hide. Each bundle that includes this module has its own set.
+if (typeof window !== "undefined") {
+  window.addEventListener("pagehide", abortOnFreeze);
+  window.addEventListener("pageshow", () => {
+    frozen = false;
+  });
+}
+
 export function promisify(request) {
   return new Promise((resolve, reject) => {
     const done = () => {
@@ -70,12 +103,14 @@ export function promisify(request) {
 // requests of `tx`: any other await lets the transaction auto-commit early.
 export async function transact(storeNames, mode, work) {
   const db = await openDb();
+  if (frozen) throw new DOMException("The page is in the back/forward cache", "AbortError");
   const tx = db.transaction(storeNames, mode);
+  unfinished.add(tx);
   const committed = new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
     tx.onerror = () => reject(tx.error);
     tx.onabort = () => reject(tx.error ?? new DOMException("Transaction aborted", "AbortError"));
-  });
+  }).finally(() => unfinished.delete(tx));
   let result;
   try {
     result = await work(tx);

@@ -7,6 +7,7 @@ import { SERVER_KEYS, getOne, promisify, transact } from "./db.js";
 import { announceChange } from "./notify.js";
 import { FAILED, QUEUED, allUnconfirmed, markSending, requeueInterrupted, settleVotes } from "./outbox.js";
 import { ReceiptError, verifyReceipt, voteBody } from "./protocol.js";
+import { NETWORK_ERROR, RECEIPT_REJECTED } from "./reasons.js";
 
 export const SENDER_LOCK = "vote-outbox-sender";
 export const SYNC_TAG = "vote-outbox";
@@ -14,26 +15,6 @@ export const REQUEST_TIMEOUT_MS = 30 * 1000; // 30 s: slow networks, but never a
 export const BATCH_MAX_VOTES = 100; // docs/protocol.md: at most 100 votes per batch
 export const BATCH_URL = "/api/v1/votes/batch";
 export const BATCHES_IN_FLIGHT = 2; // the sender's requests at once, each with different votes
-export const NETWORK_ERROR = "network error";
-export const RECEIPT_REJECTED = "receipt did not verify";
-
-// Plain words for the final answers of docs/protocol.md, shown beside a failed vote.
-const REASONS = {
-  "already-voted": "already voted",
-  "poll-closed": "poll closed",
-  "poll-not-found": "poll not found",
-  "not-found": "poll not found",
-  "unknown-option": "unknown option",
-  "invalid-signature": "signature rejected",
-  "clock-in-future": "this device's clock is ahead",
-  "dated-before-poll": "this device's clock is behind",
-  "idempotency-key-reused": "vote changed after sending",
-  "payload-too-large": "vote too large",
-  "not-eligible": "this poll takes votes by invitation only, and this device has none",
-  "invitation-used": "this invitation was already used on another device",
-  "invitation-unknown": "this invitation is not valid for this poll",
-  "proof-of-work-required": "the service refused this device's proof of work",
-};
 
 // Sends every vote that is due. `reconnected` makes votes that failed only for want of a
 // network due at once, since the network is back. A backlog goes in batches of up to
@@ -116,7 +97,9 @@ async function outcomeOf(status, body, vote, publicKeyFor) {
   if (status === 200 || status === 201) return checkReceipt(body, vote, publicKeyFor);
   const type = typeof body?.type === "string" ? body.type : "";
   if (isRetryable(status, type)) return { retry: `server busy (${status})` };
-  return { failed: REASONS[type.split("/").pop()] ?? body?.title ?? `refused (${status})` };
+  // Recorded by the type's last part ("poll-closed"): advice.js words it in the page's language.
+  const slug = type.split("/").pop();
+  return { failed: /^[a-z0-9-]+$/.test(slug) ? slug : (body?.title ?? `refused (${status})`) };
 }
 
 async function send(vote, publicKeyFor) {

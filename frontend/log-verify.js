@@ -7,6 +7,7 @@
 // checkpoint this device saw from the same tiles (the log only grew).
 
 import { b64urlEncode } from "./b64.js";
+import { _, formatNumber } from "./i18n.js";
 
 const utf8 = new TextEncoder();
 const TILE_WIDTH = 256;
@@ -86,19 +87,19 @@ async function keyId(name, publicKey) {
 function parseVkey(vkey) {
   const [name, hexId, material] = [vkey.split("+")[0], vkey.split("+")[1], vkey.split("+").slice(2).join("+")];
   const bytes = b64decode(material);
-  if (bytes.length !== 33 || bytes[0] !== 1) throw new LogError("a log key is not an Ed25519 key");
+  if (bytes.length !== 33 || bytes[0] !== 1) throw new LogError(_("a log key is not an Ed25519 key"));
   return { name, hexId, publicKey: bytes.slice(1) };
 }
 
 async function openNote(note, vkeys) {
   const split = note.lastIndexOf("\n\n");
-  if (split < 0 || !note.endsWith("\n")) throw new LogError("the checkpoint is not a signed note");
+  if (split < 0 || !note.endsWith("\n")) throw new LogError(_("the checkpoint is not a signed note"));
   const text = note.slice(0, split + 1);
   const keys = vkeys.map(parseVkey);
   let verified = false;
   for (const line of note.slice(split + 2, -1).split("\n")) {
     const match = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
-    if (!match) throw new LogError("the checkpoint has a malformed signature line");
+    if (!match) throw new LogError(_("the checkpoint has a malformed signature line"));
     const signature = b64decode(match[2]);
     for (const key of keys) {
       const id = await keyId(key.name, key.publicKey);
@@ -106,14 +107,14 @@ async function openNote(note, vkeys) {
       if (key.name !== match[1] || hexId !== key.hexId || !sameBytes(id, signature.slice(0, 4))) continue;
       const publicKey = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
       if (!(await crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature.slice(4), utf8.encode(text)))) {
-        throw new LogError("the checkpoint's signature does not verify");
+        throw new LogError(_("the checkpoint's signature does not verify"));
       }
       verified = true;
     }
   }
-  if (!verified) throw new LogError("the checkpoint is not signed by a known log key");
+  if (!verified) throw new LogError(_("the checkpoint is not signed by a known log key"));
   const [origin, size, root] = text.split("\n");
-  if (!/^(0|[1-9][0-9]*)$/.test(size)) throw new LogError("the checkpoint's size is not a number");
+  if (!/^(0|[1-9][0-9]*)$/.test(size)) throw new LogError(_("the checkpoint's size is not a number"));
   return { origin, size: Number(size), root: b64decode(root) };
 }
 
@@ -131,7 +132,7 @@ class Tiles {
       this.fetched.set(
         path,
         fetch(this.base + path).then(async (response) => {
-          if (!response.ok) throw new LogError(`the log's ${path} is missing (HTTP ${response.status})`);
+          if (!response.ok) throw new LogError(_("the log's {path} is missing (HTTP {status})", { path, status: response.status }));
           return new Uint8Array(await response.arrayBuffer());
         }),
       );
@@ -144,7 +145,7 @@ class Tiles {
     const index = Math.floor(start / TILE_WIDTH);
     const tile = await this.get(tilePath(level, index, this.size));
     const first = (start - index * TILE_WIDTH) * HASH_BYTES;
-    if (tile.length < first + count * HASH_BYTES) throw new LogError(`the log's tile ${level}/${index} is short`);
+    if (tile.length < first + count * HASH_BYTES) throw new LogError(_("the log's tile {tile} is short", { tile: `${level}/${index}` }));
     const out = [];
     for (let i = 0; i < count; i++) out.push(tile.slice(first + i * HASH_BYTES, first + (i + 1) * HASH_BYTES));
     return out;
@@ -201,35 +202,35 @@ function lastSeen(pollId) {
 export async function checkInLog({ pollId, seq, ballotHash, voteId }) {
   const base = `/api/v1/polls/${encodeURIComponent(pollId)}/log/`;
   const [keysResponse, noteResponse] = await Promise.all([fetch("/api/v1/keys"), fetch(`${base}checkpoint`)]);
-  if (!keysResponse.ok || !noteResponse.ok) throw new LogError("the log or its keys could not be fetched");
+  if (!keysResponse.ok || !noteResponse.ok) throw new LogError(_("the log or its keys could not be fetched"));
   const { log } = await keysResponse.json();
   const checkpoint = await openNote(await noteResponse.text(), log.vkeys);
-  if (!checkpoint.origin.endsWith(`/polls/${pollId}`)) throw new LogError("the checkpoint is for another poll");
+  if (!checkpoint.origin.endsWith(`/polls/${pollId}`)) throw new LogError(_("the checkpoint is for another poll"));
   const index = seq - 1;
-  if (index >= checkpoint.size) throw new NotYetInLog("not in the log yet");
+  if (index >= checkpoint.size) throw new NotYetInLog(_("not in the log yet"));
   const tiles = new Tiles(base, checkpoint.size);
   const bundleIndex = Math.floor(index / TILE_WIDTH);
   const bundle = unbundle(await tiles.get(tilePath("entries", bundleIndex, checkpoint.size)));
   const data = bundle[index - bundleIndex * TILE_WIDTH];
-  if (!data) throw new LogError(`entry ${seq} is missing from the log`);
+  if (!data) throw new LogError(_("entry {seq} is missing from the log", { seq }));
   let entry;
   try {
     entry = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
   } catch {
-    throw new LogError(`entry ${seq} is not a ballot`);
+    throw new LogError(_("entry {seq} is not a ballot", { seq }));
   }
   const hash = await ballotHashOf(entry);
   if (entry.poll_id !== pollId || (voteId && entry.vote_id !== voteId) || !hash.startsWith(ballotHash)) {
-    throw new LogError(`entry ${seq} of the log is not this ballot`);
+    throw new LogError(_("entry {seq} of the log is not this ballot", { seq }));
   }
   const own = new Map([[index, await leafHash(data)]]);
   if (!sameBytes(await tiles.mth(0, checkpoint.size, own), checkpoint.root)) {
-    throw new LogError("the log's tree does not match its signed checkpoint");
+    throw new LogError(_("the log's tree does not match its signed checkpoint"));
   }
   const seen = lastSeen(pollId);
-  if (seen && seen.size > checkpoint.size) throw new LogError("the log is shorter than when this device last saw it");
+  if (seen && seen.size > checkpoint.size) throw new LogError(_("the log is shorter than when this device last saw it"));
   if (seen && seen.size > 0 && !sameBytes(await tiles.mth(0, seen.size, new Map()), seen.root)) {
-    throw new LogError("the log does not extend the one this device saw before");
+    throw new LogError(_("the log does not extend the one this device saw before"));
   }
   try {
     localStorage.setItem(SEEN_PREFIX + pollId, JSON.stringify({ size: checkpoint.size, root: b64encode(checkpoint.root) }));
@@ -273,17 +274,17 @@ export async function watchInLog(record, report) {
         ballotHash: payload.ballot_hash,
         voteId: payload.vote_id,
       });
-      report({ ...saved, words: `In the public ballot log, entry ${entry.toLocaleString("en")}` });
+      report({ ...saved, words: _("In the public ballot log, entry {entry}", { entry: formatNumber(entry) }) });
       return;
     } catch (error) {
       if (error instanceof NotYetInLog && tries < MAX_TRIES) {
-        report({ ...saved, words: "Waiting to appear in the public ballot log…" });
+        report({ ...saved, words: _("Waiting to appear in the public ballot log…") });
       } else if (error instanceof LogError || error instanceof NotYetInLog) {
-        report({ ...saved, words: `Could not verify it in the public ballot log: ${error.message}`, failed: true });
+        report({ ...saved, words: _("Could not verify it in the public ballot log: {reason}", { reason: error.message }), failed: true });
         return;
       } else {
         // Offline, say: not a finding about the log. Tried again on the next load.
-        report({ ...saved, words: "Not checked in the public ballot log yet (no network)." });
+        report({ ...saved, words: _("Not checked in the public ballot log yet (no network).") });
         return;
       }
     }

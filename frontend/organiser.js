@@ -2,6 +2,8 @@
 // voter's page or its 14 KB budget. Every page works without it; it adds the organiser's time
 // zone, adding and removing options, copy buttons, and the manage actions that need the key.
 
+import { _, formatNumber, ngettext } from "./i18n.js";
+
 const TOKEN_KEY = "vote-admin-token"; // the admin token, kept in this browser, never in a URL
 
 function say(element, text) {
@@ -14,9 +16,9 @@ function enableCopyButtons() {
     button.addEventListener("click", async () => {
       try {
         await navigator.clipboard.writeText(button.dataset.copy);
-        say(button, "Copied");
+        say(button, _("Copied"));
       } catch {
-        say(button, "Copy failed: select the link");
+        say(button, _("Copy failed: select the link"));
       }
     });
   }
@@ -24,9 +26,9 @@ function enableCopyButtons() {
 
 function renumber(list) {
   list.querySelectorAll("li").forEach((item, index) => {
-    say(item.querySelector("label"), `Option ${index + 1}`);
+    say(item.querySelector("label"), _("Option {number}", { number: formatNumber(index + 1) }));
     const remove = item.querySelector("button");
-    if (remove) remove.setAttribute("aria-label", `Remove option ${index + 1}`);
+    if (remove) remove.setAttribute("aria-label", _("Remove option {number}", { number: formatNumber(index + 1) }));
   });
 }
 
@@ -34,7 +36,7 @@ function addRemoveButton(list, item) {
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "remove";
-  remove.textContent = "Remove";
+  remove.textContent = _("Remove");
   remove.addEventListener("click", () => {
     if (list.children.length <= 2) return;
     const previous = item.previousElementSibling || item.nextElementSibling;
@@ -52,14 +54,15 @@ function enhanceOptions(form) {
   const add = document.createElement("button");
   add.type = "button";
   add.id = "add-option";
-  add.textContent = "Add an option";
+  add.textContent = _("Add an option");
   add.addEventListener("click", () => {
-    if (list.children.length >= max) return say(add, `At most ${max} options`);
+    if (list.children.length >= max) return say(add, _("At most {max} options", { max: formatNumber(max) }));
     const item = document.createElement("li");
     const label = document.createElement("label");
     const input = document.createElement("input");
     input.name = "option";
     input.maxLength = 200;
+    input.dir = "auto";
     input.id = `option-new-${Date.now()}`;
     label.htmlFor = input.id;
     item.append(label, input);
@@ -77,7 +80,9 @@ function enhanceNewPoll(form) {
   // The script turns the local time into an instant itself: the offset field is for pages without it.
   document.getElementById("tz-offset-field").hidden = true;
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (zone) say(document.getElementById("closes-at-zone"), `In your time zone, ${zone}. Leave it empty to close the poll yourself.`);
+  if (zone) {
+    say(document.getElementById("closes-at-zone"), _("In your time zone, {zone}. Leave it empty to close the poll yourself.", { zone }));
+  }
   const token = form.querySelector("#admin-token");
   if (token && !token.value) token.value = localStorage.getItem(TOKEN_KEY) || "";
   form.addEventListener("submit", () => {
@@ -98,8 +103,8 @@ function manageRequest(pollId, key, path, init = {}) {
 }
 
 function failure(response) {
-  if (response.status === 401 || response.status === 403) return "This manage link does not manage this poll.";
-  return "The service could not do this now. Check your connection and try again.";
+  if (response.status === 401 || response.status === 403) return _("This manage link does not manage this poll.");
+  return _("The service could not do this now. Check your connection and try again.");
 }
 
 function showResults(results) {
@@ -110,15 +115,19 @@ function showResults(results) {
       const label = document.createElement("th");
       label.scope = "row";
       label.textContent = option.label;
+      label.dir = "auto";
       const votes = document.createElement("td");
-      votes.textContent = String(option.votes);
+      votes.textContent = formatNumber(option.votes);
       row.append(label, votes);
       return row;
     }),
   );
   const table = document.getElementById("manage-results-table");
   if (table) table.hidden = false;
-  say(document.getElementById("manage-results-total"), `${results.total} vote${results.total === 1 ? "" : "s"} in total (voters may not see them yet).`);
+  say(
+    document.getElementById("manage-results-total"),
+    ngettext("{n} vote in total (voters may not see them yet).", "{n} votes in total (voters may not see them yet).", results.total),
+  );
 }
 
 function enhanceManage(root) {
@@ -150,7 +159,7 @@ function enhanceManage(root) {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ results_visibility: choice }),
       });
-      say(status, response.ok ? "Saved: results are now shown as you chose." : failure(response));
+      say(status, response.ok ? _("Saved: results are now shown as you chose.") : failure(response));
     } catch {
       say(status, failure({ status: 0 }));
     }
@@ -172,8 +181,8 @@ function enhanceManage(root) {
       if (!response.ok) return say(status, failure(response));
       confirm.hidden = true;
       closeNow.disabled = true;
-      say(document.getElementById("closed-state"), "This poll is closed.");
-      say(status, "The poll is closed. Voters see this when they open or reload the poll.");
+      say(document.getElementById("closed-state"), _("This poll is closed."));
+      say(status, _("The poll is closed. Voters see this when they open or reload the poll."));
       status.focus?.();
     } catch {
       say(status, failure({ status: 0 }));
@@ -193,7 +202,7 @@ function enhanceManage(root) {
       link.download = `${pollId}-results.csv`;
       link.click();
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-      say(status, "The results were downloaded as a CSV file.");
+      say(status, _("The results were downloaded as a CSV file."));
     } catch {
       say(status, failure({ status: 0 }));
     }

@@ -1,18 +1,18 @@
 // The poll page: casts a vote into the outbox at once, then shows where each vote stands, and
-// the live results. The results page (no form) runs only the results and the worker's start.
+// the live results (results.js, imported once the page is drawn). The results page (no form) runs
+// only the results and the worker's start.
 // Delivery belongs to the service worker; the page only nudges it.
 
 import { SYNC_TAG, deliverAll, storeServerKeys } from "./delivery.js";
-import { cannotVoteBecause, deviceTrouble } from "./capabilities.js";
+import { cannotVoteBecause } from "./capabilities.js";
 import { watchClosing } from "./closing.js";
 import { deviceKeyFor } from "./device-key.js";
 import { invitationFor, keepInvitation } from "./invite.js";
 import { announceChange, onChange } from "./notify.js";
-import { CONFIRMED, FAILED, QUEUED, SENDING, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
+import { CONFIRMED, FAILED, QUEUED, allUnconfirmed, pollVotes, queueVote } from "./outbox.js";
 import { signVote } from "./protocol.js";
-import { showResultsAfterVote } from "./results-after-vote.js";
-import { startResults } from "./results.js";
 import { finishStamps } from "./stamp.js";
+import { _, formatShare, ngettext } from "./i18n.js";
 
 const MIN_WAKE_MS = 1000; // 1 s: never spin on a vote that is due right now
 const MAX_WAKE_MS = 30 * 1000; // 30 s: while a page is open, look at the outbox at least this often
@@ -29,23 +29,6 @@ const offlineReady = document.getElementById("offline-ready");
 const ownVote = document.getElementById("own-vote");
 const sendsWhileOpen = document.getElementById("sends-while-open");
 
-// What a voter can do about each final refusal (frontend/delivery.js names them).
-const TRY_AGAIN = "This vote was not counted. Reload the page and vote again; if it fails again, try another browser.";
-const FAILED_ADVICE = {
-  "poll closed": "The poll closed before this vote reached it, so it was not counted.",
-  "already voted": "This device had already voted in this poll: that earlier vote is the one counted.",
-  "poll not found": "This poll no longer exists, so the vote was not counted.",
-  "unknown option": "That choice is no longer in the poll. Reload the page to see the choices, then vote again.",
-  "this device's clock is ahead": "Set this device's date and time right, then reload the page and vote again.",
-  "this device's clock is behind": "Set this device's date and time right, then reload the page and vote again.",
-  "this poll takes votes by invitation only, and this device has none":
-    "Open the invitation link you were sent on this device, then vote again.",
-  "this invitation was already used on another device":
-    "Each invitation admits one device. Vote on the device that first opened it, or ask the organiser for another.",
-  "this invitation is not valid for this poll": "Check the invitation link you were sent, or ask the organiser for another.",
-};
-const STATE_WORDS = { [QUEUED]: "Queued", [SENDING]: "Transmitting", [CONFIRMED]: "Confirmed", [FAILED]: "Failed" };
-
 function optionLabel(optionId) {
   for (const input of form.querySelectorAll('input[name="option"]')) {
     if (input.value === optionId) return input.labels[0]?.textContent.trim() ?? optionId;
@@ -57,14 +40,28 @@ function optionLabel(optionId) {
 const inLog = new Map();
 
 function describe(vote) {
-  const word = STATE_WORDS[vote.status];
-  if (vote.status === CONFIRMED) return `${word} · receipt #${vote.seq}`;
-  if (vote.status === FAILED) return `${word}: ${vote.lastError}. ${FAILED_ADVICE[vote.lastError] ?? TRY_AGAIN}`;
-  if (vote.status === QUEUED && vote.stampBits && !vote.stamp) return `${word}, saved on this device. Preparing it to send…`;
-  if (vote.status === QUEUED && vote.lastError) return `${word}, saved on this device. Last try: ${vote.lastError}.`;
-  if (vote.status === QUEUED) return `${word}, saved on this device.`;
-  return `${word}…`;
+  const error = advice ? advice.reasonWords(vote.lastError) : vote.lastError;
+  if (vote.status === CONFIRMED) return _("Confirmed · receipt #{seq}", { seq: vote.seq });
+  if (vote.status === FAILED) {
+    return _("Failed: {reason}. {advice}", { reason: error, advice: advice?.failedAdvice(vote.lastError) ?? "" }).trim();
+  }
+  if (vote.status === QUEUED && vote.stampBits && !vote.stamp) return _("Queued, saved on this device. Preparing it to send…");
+  if (vote.status === QUEUED && vote.lastError) return _("Queued, saved on this device. Last try: {reason}.", { reason: error });
+  if (vote.status === QUEUED) return _("Queued, saved on this device.");
+  return _("Transmitting…");
 }
+
+// advice.js: words for failures, loaded after the page is drawn (off the critical path). Until it
+// is here, a failure is shown without its advice, and drawn again once it arrives.
+let advice = null;
+const adviceLoaded = form?.dataset.adviceModule
+  ? import(form.dataset.adviceModule).then((module) => {
+      advice = module;
+      scheduleRender();
+      return module;
+    })
+  : Promise.reject(new Error("no advice module"));
+adviceLoaded.catch(() => {});
 
 // Only text that changed is written, so a screen reader hears each new state once.
 function setText(element, text) {
@@ -91,8 +88,9 @@ async function render() {
         const save = document.createElement("a");
         save.href = log.file;
         save.download = `receipt-${pollId}-${vote.seq}.json`;
-        save.textContent = "Save receipt";
-        item.append(` · ${log.words} · tracker ${log.tracker} · `, save);
+        save.textContent = _("Save receipt");
+        const tracker = _("tracker {code}", { code: log.tracker });
+        item.append(` · ${log.words} · ${tracker} · `, save);
       }
       return item;
     }),
@@ -117,12 +115,20 @@ function showOwnVote(vote) {
   setText(
     ownVote,
     vote.status === CONFIRMED
-      ? `Your vote for ${label} is counted.`
-      : `Your vote for ${label} is saved on this device. It is counted once it says Confirmed.`,
+      ? _("Your vote for {label} is counted.", { label })
+      : _("Your vote for {label} is saved on this device. It is counted once it says Confirmed.", { label }),
   );
   ownVote.classList.toggle("own-vote-counted", vote.status === CONFIRMED);
-  if (vote.status === CONFIRMED) showResultsAfterVote(pollId);
+  if (vote.status === CONFIRMED) showResultsAfterVote();
   for (const input of form.querySelectorAll('input[name="option"]')) input.checked = input.value === vote.optionId;
+}
+
+// Results a poll shows only to a device whose vote is counted, with a module of their own.
+function showResultsAfterVote() {
+  if (!document.getElementById("results-withheld")?.dataset.afterVoting) return;
+  Promise.all([import(form.dataset.afterVoteModule), deviceKeyFor(pollId)])
+    .then(([module, key]) => module.showResultsAfterVote(pollId, key.publicKey))
+    .catch(() => {}); // offline: the next Confirmed or reload tries again
 }
 
 // After Confirmed, off the critical path: the log check is a module of its own, fetched then.
@@ -140,8 +146,8 @@ function checkInLog(receipt) {
 }
 
 function waitingText(count) {
-  if (count === 0) return "No votes waiting to be sent.";
-  return count === 1 ? "1 vote waiting to be sent." : `${count} votes waiting to be sent.`;
+  if (count === 0) return _("No votes waiting to be sent.");
+  return ngettext("{n} vote waiting to be sent.", "{n} votes waiting to be sent.", count);
 }
 
 // Renders one at a time; changes that arrive meanwhile fold into one more render.
@@ -194,7 +200,10 @@ function requestSync() {
 let cannotVote = null;
 
 function showError(error) {
-  setText(notice, cannotVote ?? deviceTrouble(error));
+  adviceLoaded
+    .then((words) => words.deviceTrouble(error))
+    .catch(() => _("Something went wrong on this device. Reload the page."))
+    .then((words) => setText(notice, cannotVote ?? words));
 }
 
 async function castVote(optionId) {
@@ -219,7 +228,7 @@ async function castVote(optionId) {
   vote.signature = await signVote(vote, key.privateKey);
   // Stored before any network use: from here on the vote survives a crash or a closed tab.
   if (!(await queueVote(vote))) {
-    setText(notice, "This device has already voted in this poll.");
+    setText(notice, _("This device has already voted in this poll."));
     return;
   }
   setText(notice, "");
@@ -245,7 +254,10 @@ function showProgress(percent) {
     showingProgress = false;
     return;
   }
-  setText(notice, `Preparing your vote on this device: about ${percent}% of the usual work done.`);
+  setText(
+    notice,
+    _("Preparing your vote on this device: about {share} of the usual work done.", { share: formatShare(percent, 100) }),
+  );
   showingProgress = true;
 }
 
@@ -254,7 +266,7 @@ function onSubmit(event) {
   event.preventDefault();
   const choice = form.querySelector('input[name="option"]:checked');
   if (!choice) {
-    setText(notice, "Choose an option, then press Vote.");
+    setText(notice, _("Choose an option, then press Vote."));
     return;
   }
   if (casting) return;
@@ -309,7 +321,15 @@ window.addEventListener("offline", showConnection);
 showConnection();
 // Without Background Sync (Firefox, Safari) no event wakes the worker for a queued vote once the
 // page is closed: the voter is told before choosing.
-if (sendsWhileOpen && !("SyncManager" in window)) sendsWhileOpen.hidden = false;
+// The words come with advice.js, off the critical path.
+if (sendsWhileOpen && !("SyncManager" in window)) {
+  adviceLoaded
+    .then((words) => {
+      setText(sendsWhileOpen, words.sendsWhileOpen());
+      sendsWhileOpen.hidden = false;
+    })
+    .catch(() => {});
+}
 if (form) {
   checkBrowser();
   keepInvitation(pollId);
@@ -332,14 +352,18 @@ function updateForm() {
 function closeForm() {
   pollClosed = true;
   updateForm();
-  setText(notice, "This poll has just closed: no more votes can be cast.");
+  setText(notice, _("This poll has just closed: no more votes can be cast."));
 }
 
 // Before the voter chooses: a browser that cannot sign or keep a vote is told so at once.
 async function checkBrowser() {
-  cannotVote = await cannotVoteBecause();
-  if (cannotVote) {
+  const why = await cannotVoteBecause();
+  if (why) {
+    // The form closes at once; the full words follow with advice.js.
+    cannotVote = _("This browser cannot vote here. Open this page in another browser.");
     updateForm();
+    setText(notice, cannotVote);
+    cannotVote = await adviceLoaded.then((words) => words.cannotVoteWords(why), () => cannotVote);
     setText(notice, cannotVote);
   }
 }
@@ -372,8 +396,12 @@ async function refreshPollState() {
   if (navigator.onLine !== false) storeServerKeys().catch(() => {});
   if (form) refreshPollState().catch(() => {});
 });
+// The live results are below the vote, drawn by the server already: the script that keeps them
+// live is a module of its own, imported once the page is drawn (off the critical path).
 const resultsSection = document.getElementById("results");
-if (resultsSection) startResults(resultsSection);
+if (resultsSection?.dataset.module) {
+  import(resultsSection.dataset.module).then((results) => results.startResults(resultsSection)).catch(() => {});
+}
 startWorker().catch(() => {
   // No worker (private mode, old browser): the page still queues and sends by itself.
 });

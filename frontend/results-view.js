@@ -1,26 +1,25 @@
 // The results section's DOM, drawn from a ResultsState (results-state.js), which it only reads:
 // counts, shares, meters and total, how fresh they are, and a polite summary for screen readers.
 
+import { LANGUAGE, _, formatNumber, formatShare, ngettext } from "./i18n.js";
+
 const ANNOUNCE_MS = 5000; // 5 s: a screen reader hears the counts at most this often
 const AGE_TICK_MS = 15 * 1000; // 15 s: how often the shown age is brought up to date
 
-const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+const relative = new Intl.RelativeTimeFormat(LANGUAGE, { numeric: "auto" });
+
+function totalText(count) {
+  return ngettext("{n} vote in total.", "{n} votes in total.", count);
+}
 
 function ageText(knownAt, now = Date.now()) {
   const seconds = Math.max(0, Math.round((now - knownAt) / 1000));
-  if (seconds < 60) return "just now";
+  if (seconds < 60) return _("just now");
   if (seconds < 3600) return relative.format(-Math.floor(seconds / 60), "minute");
   if (seconds < 86400) return relative.format(-Math.floor(seconds / 3600), "hour");
   return relative.format(-Math.floor(seconds / 86400), "day");
 }
 
-function share(votes, total) {
-  return total > 0 ? Math.round((votes / total) * 100) : 0;
-}
-
-function votesText(count) {
-  return count === 1 ? "1 vote" : `${count} votes`;
-}
 
 export function resultsView(section, state) {
   const rows = new Map([...section.querySelectorAll("tr[data-option-id]")].map((row) => [row.dataset.optionId, row]));
@@ -39,20 +38,21 @@ export function resultsView(section, state) {
     for (const option of results.options) {
       const row = rows.get(option.id);
       if (!row) continue;
-      setText(row.querySelector("[data-votes]"), String(option.votes));
-      setText(row.querySelector("[data-share]"), `${share(option.votes, results.total)}%`);
+      setText(row.querySelector("[data-votes]"), formatNumber(option.votes));
+      setText(row.querySelector("[data-share]"), formatShare(option.votes, results.total));
       const bar = row.querySelector("meter");
       bar.max = Math.max(1, results.total);
       bar.value = option.votes;
     }
-    setText(totalLine, `${votesText(results.total)} in total.`);
+    setText(totalLine, totalText(results.total));
   }
 
   function showFreshness() {
     const online = navigator.onLine !== false;
-    if (state.live && online) setText(freshness, "Live: updated as votes arrive.");
-    else if (state.connecting && online) setText(freshness, `Updating the results, from ${ageText(state.knownAt)}…`);
-    else setText(freshness, `Offline: the last known results, from ${ageText(state.knownAt)}.`);
+    if (state.live && online) setText(freshness, _("Live: updated as votes arrive."));
+    else if (state.connecting && online) {
+      setText(freshness, _("Updating the results, from {age}…", { age: ageText(state.knownAt) }));
+    } else setText(freshness, _("Offline: the last known results, from {age}.", { age: ageText(state.knownAt) }));
   }
 
   // A polite summary, at most every ANNOUNCE_MS, so a busy poll does not talk over the page.
@@ -66,8 +66,15 @@ export function resultsView(section, state) {
     }
     lastAnnounced = Date.now();
     const { results } = state;
-    const parts = results.options.map((o) => `${o.label} ${o.votes} (${share(o.votes, results.total)}%)`);
-    setText(announcer, `Results: ${parts.join(", ")}. ${votesText(results.total)} in total.`);
+    const parts = results.options.map((o) =>
+      _("{label} {votes} ({share})", {
+        label: o.label,
+        votes: formatNumber(o.votes),
+        share: formatShare(o.votes, results.total),
+      }),
+    );
+    const list = new Intl.ListFormat(LANGUAGE, { style: "short", type: "unit" }).format(parts);
+    setText(announcer, _("Results: {list}. {total}", { list, total: totalText(results.total) }));
   }
 
   setInterval(showFreshness, AGE_TICK_MS);

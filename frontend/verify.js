@@ -2,6 +2,7 @@
 // Works offline once loaded: the service worker keeps this page, the keys, and the log's
 // checkpoint and tiles it fetched last (sw/caching.js), and the checks run here.
 
+import { _, formatNumber } from "./i18n.js";
 import { LogError, NotYetInLog, checkInLog, parseTracker } from "./log-verify.js";
 
 const verifyForm = document.getElementById("verify-form");
@@ -26,17 +27,20 @@ async function check() {
     ballot = null;
   }
   if (!ballot || typeof ballot.pollId !== "string" || !Number.isSafeInteger(ballot.seq)) {
-    result.textContent = "That is not a tracker code (poll:entry:code) or a receipt file.";
+    result.textContent = _("That is not a tracker code (poll:entry:code) or a receipt file.");
     return;
   }
-  result.textContent = "Checking…";
+  result.textContent = _("Checking…");
   try {
     const { entry, size } = await checkInLog(ballot);
-    result.textContent = `In the public ballot log, entry ${entry.toLocaleString("en")} of ${size.toLocaleString("en")}.`;
+    result.textContent = _("In the public ballot log, entry {entry} of {size}.", {
+      entry: formatNumber(entry),
+      size: formatNumber(size),
+    });
   } catch (error) {
-    if (error instanceof NotYetInLog) result.textContent = "Not in the public ballot log yet. Try again in a moment.";
-    else if (error instanceof LogError) result.textContent = `Could not verify it in the public ballot log: ${error.message}.`;
-    else result.textContent = "Could not reach the public ballot log, and this device has no copy of it.";
+    if (error instanceof NotYetInLog) result.textContent = _("Not in the public ballot log yet. Try again in a moment.");
+    else if (error instanceof LogError) result.textContent = _("Could not verify it in the public ballot log: {reason}.", { reason: error.message });
+    else result.textContent = _("Could not reach the public ballot log, and this device has no copy of it.");
   }
 }
 

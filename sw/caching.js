@@ -2,7 +2,7 @@
 // pages from their copy while it is refreshed (stale-while-revalidate), other pages network-first
 // with the last good copy as the fallback.
 
-import { PRECACHE, VERSION } from "./manifest.js";
+import { BY_LANGUAGE, PRECACHE, VERSION } from "./manifest.js";
 
 export const CACHE_PREFIX = "vote-";
 export const ASSET_CACHE = `${CACHE_PREFIX}assets-${VERSION}`;
@@ -33,7 +33,9 @@ export async function networkThenCache(request) {
   }
 }
 
-const precached = new Set(PRECACHE.map((url) => new URL(url, self.location.href).href));
+const precached = new Set(
+  [...PRECACHE, ...Object.values(BY_LANGUAGE).flat()].map((url) => new URL(url, self.location.href).href),
+);
 
 export function isPrecached(url) {
   return precached.has(url);
@@ -47,18 +49,44 @@ function pageKey(url) {
   return key.href;
 }
 
-async function storePage(cache, url, response) {
+// How many copies of each page this worker has stored: a fetch that began before the last of them
+// (a language chosen since, say) must not replace it with what the page was then.
+const stored = new Map();
+
+async function storePage(cache, url, response, ifStoredCount = null) {
+  const key = pageKey(url);
+  if (ifStoredCount !== null && (stored.get(key) ?? 0) !== ifStoredCount) return false;
   if (response.ok && !response.redirected && response.type === "basic") {
-    await cache.put(pageKey(url), response.clone());
+    stored.set(key, (stored.get(key) ?? 0) + 1);
+    await cache.put(key, response.clone());
     return true;
   }
   return false;
 }
 
+// CORS requests, so assets on a CDN origin are cached readable and pass Subresource Integrity.
+function assetRequest(url) {
+  return new Request(url, { mode: "cors", credentials: "omit" });
+}
+
 export async function precacheAssets() {
   const cache = await caches.open(ASSET_CACHE);
-  // CORS requests, so assets on a CDN origin are cached readable and pass Subresource Integrity.
-  await cache.addAll(PRECACHE.map((url) => new Request(url, { mode: "cors", credentials: "omit" })));
+  await cache.addAll(PRECACHE.map(assetRequest));
+}
+
+// A language's scripts are kept once a page in it is (its Content-Language says which), so that
+// the page's copy works offline: a device fetches only the languages it uses. Resolves true when
+// they are all in the cache afterwards.
+async function keepLanguage(response) {
+  const urls = BY_LANGUAGE[response?.headers.get("content-language")] ?? [];
+  const cache = await caches.open(ASSET_CACHE);
+  const missing = [];
+  for (const url of urls) if (!(await cache.match(url))) missing.push(url);
+  if (missing.length === 0) return true;
+  return cache.addAll(missing.map(assetRequest)).then(
+    () => true,
+    () => false,
+  );
 }
 
 // A new version's pages must link the new hashed assets: fetch fresh copies of every page the
@@ -70,7 +98,9 @@ export async function carryPagesOver() {
     const old = await caches.open(name);
     for (const request of await old.keys()) {
       const fresh = await fetch(request.url).catch(() => null);
-      if (!(fresh && (await storePage(cache, request.url, fresh)))) {
+      if (fresh && (await storePage(cache, request.url, fresh))) {
+        await keepLanguage(fresh);
+      } else {
         const copy = await old.match(request);
         if (copy) await cache.put(request, copy);
       }
@@ -106,7 +136,8 @@ export async function networkFirst(request, waitUntil) {
   const fromNetwork = fetch(request).then(async (response) => {
     // A 5xx is no page (a proxy's 502 for a service that is down, say): the copy here is better.
     if (response.status >= 500) return (await cache.match(pageKey(request.url))) ?? response;
-    await storePage(cache, request.url, response);
+    // The language's scripts after the page, which the browser is not kept waiting for.
+    if (await storePage(cache, request.url, response)) waitUntil(keepLanguage(response));
     return response;
   });
   waitUntil(fromNetwork.catch(() => null));
@@ -140,10 +171,13 @@ export function isVoterPage(request) {
 export async function staleWhileRevalidate(request, waitUntil) {
   const cache = await caches.open(PAGE_CACHE);
   const cached = await cache.match(pageKey(request.url));
-  if (!cached) return networkFirst(request, waitUntil);
+  // A language chosen in the link (?lang=, the language switch) is not the copy's: ask the network.
+  if (!cached || new URL(request.url).searchParams.has("lang")) return networkFirst(request, waitUntil);
   waitUntil(
     fetch(request)
-      .then((response) => response.status < 500 && storePage(cache, request.url, response))
+      .then(async (response) => {
+        if (response.status < 500 && (await storePage(cache, request.url, response))) await keepLanguage(response);
+      })
       .catch(() => null),
   );
   return cached;
@@ -152,13 +186,16 @@ export async function staleWhileRevalidate(request, waitUntil) {
 // Keeps a copy of a page the browser loaded before this worker controlled it. A page this worker
 // served (`served`) already has its copy, refreshed by the fetch that served it: on a slow network
 // a second fetch of the page would only compete with the voter's. Resolves true when a copy is in
-// the cache afterwards, fresh or not.
+// the cache afterwards, fresh or not, and its language's scripts too.
 export async function cachePage(url, served = false) {
   const { origin, pathname } = new URL(url);
   if (origin !== self.location.origin || !(pathname.startsWith(POLL_PAGES) || pathname === VERIFY_PAGE)) return false;
   const cache = await caches.open(PAGE_CACHE);
-  if (served && (await cache.match(pageKey(url)))) return true;
+  const servedCopy = served ? await cache.match(pageKey(url)) : null;
+  if (servedCopy) return keepLanguage(servedCopy);
+  const before = stored.get(pageKey(url)) ?? 0;
   const response = await fetch(url, { credentials: "same-origin" }).catch(() => null);
-  if (response) await storePage(cache, url, response);
-  return Boolean(await cache.match(pageKey(url)));
+  if (response) await storePage(cache, url, response, before);
+  const copy = await cache.match(pageKey(url));
+  return Boolean(copy) && (await keepLanguage(copy));
 }

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
-from litestar.testing import AsyncTestClient
 
-from app import create_app
-from app.core.settings import Settings
+from tests import served_pages
+from tests.helpers import ADMIN_TOKEN as TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "log-pages-test-admin-token-0123"
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(out)], check=True, capture_output=True)
-    return out
-
-
-@pytest.fixture
-async def client(tmp_path: Path, dist: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'votes.db'}",
-        data_dir=tmp_path / "data",
-        admin_token=TOKEN,
-        dist_dir=dist,
-    )
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+# The fixtures: one build for this module, and the service on it.
+dist = served_pages.dist
+client = served_pages.client
 
 
 def test_the_log_check_is_a_module_the_worker_precaches(dist: Path):

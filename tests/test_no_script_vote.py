@@ -56,7 +56,7 @@ async def test_a_vote_without_script_is_counted_and_answered_with_a_page(client)
     assert page.status_code == 201
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-store"
-    assert "Your vote for <strong>Soup</strong> is counted." in page.text
+    assert 'Your vote for <strong dir="auto">Soup</strong> is counted.' in page.text
     assert re.fullmatch(rf"{poll['id']}:1:[A-Za-z0-9_-]{{8}}", _tracker(page.text))
     assert await _total(client, poll["id"]) == 1
 
@@ -83,7 +83,7 @@ async def test_a_second_form_for_the_same_invitation_says_what_was_counted(clien
     )
 
     assert second.status_code == 200
-    assert "its vote for <strong>Soup</strong> is counted" in second.text
+    assert 'its vote for <strong dir="auto">Soup</strong> is counted' in second.text
     results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
     assert [(o["id"], o["votes"]) for o in results["options"]] == [("soup", 1), ("salad", 0)]
 

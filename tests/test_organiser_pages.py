@@ -99,7 +99,7 @@ async def test_a_wrong_admin_token_creates_nothing_and_says_so_in_words(client):
     ("fields", "words"),
     [
         ({"option": ["Soup", ""]}, "Give at least two options."),
-        ({"option": ["Soup", "soup"]}, "option 2 reads the same as option 1"),
+        ({"option": ["Soup", "soup"]}, "Option 2 reads the same as option 1: “soup”."),
         ({"question": "   "}, "Write the question voters will see."),
         ({"closes_at": "2000-01-01T00:00"}, "The closing time must be in the future"),
         ({"closes_at": "tomorrow"}, "The closing time could not be read"),

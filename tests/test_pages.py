@@ -101,7 +101,7 @@ async def test_poll_page_says_when_the_poll_closes(client: httpx.AsyncClient) ->
 
     iso = time.strftime("%Y-%m-%dT%H:%M:00Z", utc)
     assert f'data-closes-at="{closes_at}">Voting closes on <time datetime="{iso}">' in page
-    assert f"{utc.tm_mday} {time.strftime('%B %Y, %H:%M', utc)} UTC</time>" in page
+    assert f"{time.strftime('%B', utc)} {utc.tm_mday}, {time.strftime('%Y, %H:%M', utc)} UTC</time>" in page
 
 
 async def test_closed_poll_page_says_closed_and_disables_the_form(client: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.response import Template
 
+from app.core.i18n import N_
 from app.core.problems import (
     PROBLEM_MEDIA_TYPE,
     TYPE_PREFIX,
@@ -71,15 +72,19 @@ def problem_response(problem: Problem) -> Response[bytes]:
     )
 
 
-# What a person reads instead of a problem's JSON, by status: what happened, and what to do.
+# What a person reads instead of a problem's JSON, by status: what happened, and what to do. The
+# page translates them (app/locale); the problem's `type` stays what it is.
 _PAGE_WORDS: dict[int, tuple[str, str]] = {
-    404: ("Page not found", "There is nothing at this address. Check the link you were given."),
-    405: ("This page cannot do that", "Go back to the page you came from and follow its links or buttons."),
-    413: ("Too much was sent", "Go back to the page you came from and try again."),
-    429: ("Too many requests", "Wait a minute, then try again."),
-    503: ("The service is busy", "Nothing was lost. Wait a moment, then reload the page."),
+    404: (N_("Page not found"), N_("There is nothing at this address. Check the link you were given.")),
+    405: (N_("This page cannot do that"), N_("Go back to the page you came from and follow its links or buttons.")),
+    413: (N_("Too much was sent"), N_("Go back to the page you came from and try again.")),
+    429: (N_("Too many requests"), N_("Wait a minute, then try again.")),
+    503: (N_("The service is busy"), N_("Nothing was lost. Wait a moment, then reload the page.")),
 }
-_PAGE_WORDS_OTHERWISE = ("Something went wrong", "Nothing was lost. Go back to the page you came from and try again.")
+_PAGE_WORDS_OTHERWISE = (
+    N_("Something went wrong"),
+    N_("Nothing was lost. Go back to the page you came from and try again."),
+)
 # Not pages: what is under these is read by programs, which get the problem's JSON.
 _NOT_PAGES = ("/api/", "/schema", "/static/", "/sw.js", "/healthz", "/readyz")
 

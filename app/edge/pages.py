@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -12,13 +11,13 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.config.compression import CompressionConfig
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from app.core import problems
+from app.core.i18n import configure as configure_i18n
 from app.core.protocol import ID_PATTERN, b64url_checked
 from app.edge.assets import AssetsNotBuilt, asset_handlers, load_assets
 from app.edge.deps import DatabaseDep, SettingsDep
@@ -88,12 +87,9 @@ def closing_context(poll: Poll, now_ms: int) -> dict[str, Any]:
 
 
 def preview_context(poll: Poll, base_url: str) -> dict[str, str]:
-    """What a shared link shows in a chat or a feed (Open Graph): the question, and what the page is."""
-    count = len(poll.options)
-    return {
-        "description": f"A poll with {count} options. Vote on this page, even offline.",
-        "url": f"{base_url}/polls/{poll.id}",
-    }
+    """Where a shared link leads (Open Graph); _link_preview.html says what the page is, in the
+    page's language."""
+    return {"url": f"{base_url}/polls/{poll.id}"}
 
 
 @get_or_head("/polls/{poll_id:str}", include_in_schema=False)
@@ -184,21 +180,6 @@ async def results_page(poll_id: FromPath[str], db: DatabaseDep, settings: Settin
     return await _render("results.html", poll_id, db, settings)
 
 
-@get_or_head("/polls/{poll_id:str}/manifest.webmanifest", include_in_schema=False, sync_to_thread=False)
-def poll_web_app_manifest(poll_id: FromPath[str], settings: SettingsDep) -> Response[bytes]:
-    """build.py's web app manifest, made to start at this poll: an installed app opens the poll."""
-    if not re.fullmatch(ID_PATTERN, poll_id):
-        raise NotFoundException()
-    built = load_assets(settings.dist_dir).named_file("webmanifest")
-    manifest = json.loads(built.path.read_bytes())
-    manifest["id"] = manifest["start_url"] = f"/polls/{poll_id}"
-    return Response(
-        json.dumps(manifest, sort_keys=True).encode(),
-        media_type=built.content_type,
-        headers={"cache-control": PAGE_CACHE_CONTROL},
-    )
-
-
 # Everything but the pages is left alone: the static assets are compressed by build.py, and the
 # vote path and the live stream are not worth a middleware's cost per request.
 _NOT_COMPRESSED = ["^/api/", "^/static/", "^/schema", "^/sw\\.js$", "^/healthz$", "^/readyz$", "\\.tar\\.gz$"]
@@ -215,10 +196,11 @@ def template_config() -> TemplateConfig:
 
 
 def _configure_templates(engine: JinjaTemplateEngine) -> None:
-    """Block tags leave no blank lines, which keeps the page small. build.py renders the page with
-    the same options to measure it."""
+    """Block tags leave no blank lines, which keeps the page small; the pages speak the request's
+    language (app/core/i18n.py). build.py renders the page with the same options to measure it."""
     engine.engine.trim_blocks = True
     engine.engine.lstrip_blocks = True
+    configure_i18n(engine.engine)
 
 
-page_handlers: list = [poll_page, vote_without_script, results_page, poll_web_app_manifest, *asset_handlers]
+page_handlers: list = [poll_page, vote_without_script, results_page, *asset_handlers]

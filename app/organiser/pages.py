@@ -15,6 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Stream, Template
 
 from app.core import problems
+from app.core.i18n import N_
 from app.core.protocol import ID_PATTERN
 from app.edge.assets import AssetsNotBuilt, load_assets
 from app.edge.deps import DatabaseDep, PollNewsDep, SettingsDep
@@ -33,19 +34,19 @@ from app.polls.validation import INVITE, MAX_OPTIONS, InvalidPoll
 # The page that shows a manage link must not stay in any cache: the link is the poll's key.
 NO_STORE = "no-store"
 VISIBILITY_CHOICES = (
-    ("always", "Always: anyone can see the counts while the poll is open"),
-    ("after-voting", "After voting: a device sees the counts once its vote is counted"),
-    ("after-closing", "After closing: no one but you sees the counts until the poll closes"),
+    ("always", N_("Always: anyone can see the counts while the poll is open")),
+    ("after-voting", N_("After voting: a device sees the counts once its vote is counted")),
+    ("after-closing", N_("After closing: no one but you sees the counts until the poll closes")),
 )
 
 # Who may vote (docs/abuse.md), in the organiser's words; the first is the default.
 ELIGIBILITY_CHOICES = (
     (
         "proof-of-work",
-        "Anyone with the link: each device does a second or two of work first, which makes fake votes costly",
+        N_("Anyone with the link: each device does a second or two of work first, which makes fake votes costly"),
     ),
-    ("invite", "Only people you invite: each invitation lets one device vote once"),
-    ("anyone", "Anyone with the link, with no check: for a room you trust"),
+    ("invite", N_("Only people you invite: each invitation lets one device vote once")),
+    ("anyone", N_("Anyone with the link, with no check: for a room you trust")),
 )
 
 
@@ -60,12 +61,15 @@ def _page(
     return Template(template, context={**context, "assets": assets.links}, status_code=status_code, headers=headers)
 
 
-def _form_context(settings: Any, values: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+def _form_context(
+    settings: Any, values: dict[str, Any] | None = None, error: FormError | None = None
+) -> dict[str, Any]:
     values = values or {}
     options = list(values.get("options") or [])
     return {
         "mode": settings.poll_creation,
-        "error": error,
+        "error": error and error.message,
+        "error_values": error.values if error else {},
         "values": values,
         "options": options + [""] * max(0, BLANK_OPTION_FIELDS - len(options)),
         "max_options": MAX_OPTIONS,
@@ -97,13 +101,13 @@ async def create_from_form(
         "tz_offset": str(form.get("tz_offset") or ""),
     }
     if not _allowed(request, str(form.get("admin_token") or "")):
-        error = "The admin token is not right. Check it and try again."
+        error = FormError(N_("The admin token is not right. Check it and try again."))
         return _page("organiser_new.html", settings, _form_context(settings, values, error), 401, NO_STORE)
     token = new_manage_token()
     try:
         poll = await create_poll(db, spec_from_form(form), manage_token=token)
     except FormError as error:
-        return _page("organiser_new.html", settings, _form_context(settings, values, str(error)), 422, NO_STORE)
+        return _page("organiser_new.html", settings, _form_context(settings, values, error), 422, NO_STORE)
     except InvalidPoll as error:
         return _page("organiser_new.html", settings, _form_context(settings, values, in_words(error)), 422, NO_STORE)
     await poll_news.announce(poll.id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from app.core.i18n import N_
+
 MIN_OPTIONS = 2
 MAX_OPTIONS = 64
 MAX_QUESTION_CHARS = 500
@@ -34,34 +36,87 @@ _BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 class InvalidPoll(ValueError):
-    """A poll that must not be created; the message names the field and what is wrong with it."""
+    """A poll that must not be created; the message names the field and what is wrong with it.
+
+    The message is the API's, in English and stable. A page says it with `words`, a catalogue
+    message whose %(name)s placeholders `values` fill (app/organiser/form.py)."""
+
+    def __init__(self, message: str, words: str | None = None, **values: object) -> None:
+        super().__init__(message)
+        self.words = words
+        self.values = values
+
+
+# What a page says of a text that is refused, for the question and for an option (`number`, from 1).
+_QUESTION_WORDS = {
+    "character": N_("The question contains %(character)s, which may not appear in a poll."),
+    "blank": N_("The question has no visible text."),
+    "length": N_("The question is %(length)s characters long; the limit is %(limit)s."),
+}
+_OPTION_WORDS = {
+    "character": N_("Option %(number)s contains %(character)s, which may not appear in a poll."),
+    "blank": N_("Option %(number)s has no visible text."),
+    "length": N_("Option %(number)s is %(length)s characters long; the limit is %(limit)s."),
+}
+
+
+def _words_for(field: str) -> tuple[dict[str, str], dict[str, object]]:
+    """The page's messages for `field` ("question" or "options[i]") and the option's number."""
+    if field.startswith("options["):
+        return _OPTION_WORDS, {"number": int(field[len("options[") : -1]) + 1}
+    return _QUESTION_WORDS, {}
 
 
 def clean_text(text: str, field: str, max_chars: int) -> str:
     """`text` NFC-normalised and trimmed, or InvalidPoll: it must be visible, short enough, and
     free of characters that hide or reorder text."""
     cleaned = unicodedata.normalize("NFC", text).strip()
+    words, values = _words_for(field)
     for char in cleaned:
         category = unicodedata.category(char)
         if category in _REFUSED_CATEGORIES or (category == "Cf" and char not in _ALLOWED_FORMAT):
-            raise InvalidPoll(f"{field} contains {_describe(char)}, which may not appear in a poll.")
+            character = _describe(char)
+            raise InvalidPoll(
+                f"{field} contains {character}, which may not appear in a poll.",
+                words["character"],
+                character=character,
+                **values,
+            )
     if not any(_visible(char) for char in cleaned):
-        raise InvalidPoll(f"{field} has no visible text.")
+        raise InvalidPoll(f"{field} has no visible text.", words["blank"], **values)
     if len(cleaned) > max_chars:
-        raise InvalidPoll(f"{field} is {len(cleaned)} characters long; the limit is {max_chars}.")
+        raise InvalidPoll(
+            f"{field} is {len(cleaned)} characters long; the limit is {max_chars}.",
+            words["length"],
+            length=len(cleaned),
+            limit=max_chars,
+            **values,
+        )
     return cleaned
 
 
 def clean_labels(labels: Sequence[str]) -> list[str]:
     """Each label cleaned; two that a voter could not tell apart are refused."""
     if not MIN_OPTIONS <= len(labels) <= MAX_OPTIONS:
-        raise InvalidPoll(f"A poll has {MIN_OPTIONS} to {MAX_OPTIONS} options, not {len(labels)}.")
+        raise InvalidPoll(
+            f"A poll has {MIN_OPTIONS} to {MAX_OPTIONS} options, not {len(labels)}.",
+            N_("A poll has %(min)s to %(max)s options, not %(count)s."),
+            min=MIN_OPTIONS,
+            max=MAX_OPTIONS,
+            count=len(labels),
+        )
     cleaned = [clean_text(label, f"options[{index}]", MAX_LABEL_CHARS) for index, label in enumerate(labels)]
     seen: dict[str, int] = {}
     for index, label in enumerate(cleaned):
         earlier = seen.setdefault(_lookalike(label), index)
         if earlier != index:
-            raise InvalidPoll(f"options[{index}] reads the same as options[{earlier}]: {label!r}.")
+            raise InvalidPoll(
+                f"options[{index}] reads the same as options[{earlier}]: {label!r}.",
+                N_("Option %(number)s reads the same as option %(earlier)s: “%(label)s”."),
+                number=index + 1,
+                earlier=earlier + 1,
+                label=label,
+            )
     return cleaned
 
 
@@ -69,7 +124,8 @@ def check_closing(closes_at: int | None, late_grace_seconds: int, now_ms: int) -
     if closes_at is not None and not now_ms < closes_at <= now_ms + MAX_OPEN_MS:
         raise InvalidPoll(
             f"closes_at must lie in the future, at most {MAX_OPEN_MS // 86_400_000} days ahead "
-            f"(now is {now_ms} ms, closes_at is {closes_at})."
+            f"(now is {now_ms} ms, closes_at is {closes_at}).",
+            N_("The closing time must be in the future, and at most a year ahead."),
         )
     if not 0 <= late_grace_seconds <= MAX_LATE_GRACE_SECONDS:
         raise InvalidPoll(f"late_grace_seconds must be 0 to {MAX_LATE_GRACE_SECONDS}.")
