@@ -44,6 +44,14 @@ pytestmark = [
 WAIT_S = 10  # a generous bound on a condition awaited; nothing here is timed
 
 
+@pytest.fixture
+async def db(settings) -> AsyncIterator[Database]:
+    """Connections of their own to the service's database, as another node's would be."""
+    handle = Database(settings.database_url)
+    yield handle
+    await handle.dispose()
+
+
 @asynccontextmanager
 async def vote_in_flight(
     db: Database, poll_id: str, option_id: str = "yes", *, lock_timeout: str = "0"
@@ -74,94 +82,78 @@ async def vote_in_flight(
         yield seq, conn
 
 
-async def test_two_vote_transactions_of_one_poll_commit_without_waiting_for_each_other(client, poll, settings):
-    db = Database(settings.database_url)
-    try:
-        async with vote_in_flight(db, poll["id"]) as (first_seq, _):
-            # The first transaction still holds whatever it locked; the second must not need it.
-            async with vote_in_flight(db, poll["id"], "no", lock_timeout="2s") as (second_seq, conn):
-                await conn.commit()
-            assert second_seq == first_seq + 1
-        results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
-        assert results["total"] == 1  # the first rolled back; the second counted, on its own shard
-        assert [option["votes"] for option in results["options"]] == [0, 1]
-    finally:
-        await db.dispose()
+async def test_two_vote_transactions_of_one_poll_commit_without_waiting_for_each_other(client, poll, db):
+    async with vote_in_flight(db, poll["id"]) as (first_seq, _):
+        # The first transaction still holds whatever it locked; the second must not need it.
+        async with vote_in_flight(db, poll["id"], "no", lock_timeout="2s") as (second_seq, conn):
+            await conn.commit()
+        assert second_seq == first_seq + 1
+    results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+    assert results["total"] == 1  # the first rolled back; the second counted, on its own shard
+    assert [option["votes"] for option in results["options"]] == [0, 1]
 
 
 async def test_a_gap_left_by_a_transaction_that_never_committed_is_voided_and_the_log_goes_on(
-    client, poll, settings, tmp_path
+    client, poll, db, tmp_path
 ):
-    db = Database(settings.database_url)
-    try:
-        first = Voter().vote(poll["id"], "yes")
-        assert (await send_vote(client, first)).status_code == 201
-        async with vote_in_flight(db, poll["id"]) as (lost_seq, _):
-            pass  # rolled back: seq 2 was handed out and will never be a vote
-        last = Voter().vote(poll["id"], "no")
-        response = await send_vote(client, last)
-        assert response.status_code == 201
-        last_seq = msgspec.json.decode(b64decode(response.json()["payload"]))["seq"]
-        assert (lost_seq, last_seq) == (2, 3)
+    first = Voter().vote(poll["id"], "yes")
+    assert (await send_vote(client, first)).status_code == 201
+    async with vote_in_flight(db, poll["id"]) as (lost_seq, _):
+        pass  # rolled back: seq 2 was handed out and will never be a vote
+    last = Voter().vote(poll["id"], "no")
+    response = await send_vote(client, last)
+    assert response.status_code == 201
+    last_seq = msgspec.json.decode(b64decode(response.json()["payload"]))["seq"]
+    assert (lost_seq, last_seq) == (2, 3)
 
-        integrator = client.app.state.log_integrator
-        deadline = time.monotonic() + WAIT_S
-        while (checkpoint := await _size(client, poll["id"])) < last_seq and time.monotonic() < deadline:
-            await integrator.run_once()
-            await asyncio.sleep(0.05)
-        assert checkpoint == 3
+    integrator = client.app.state.log_integrator
+    deadline = time.monotonic() + WAIT_S
+    while (checkpoint := await _size(client, poll["id"])) < last_seq and time.monotonic() < deadline:
+        await integrator.run_once()
+        await asyncio.sleep(0.05)
+    assert checkpoint == 3
 
-        out = tmp_path / "mirror"
-        await publish(db, poll["id"], out, integrator.signer, await load_poll(db, poll["id"]))
-        entries = [decode_entry(e) for e in unbundle((out / "tile/entries/000.p/3").read_bytes(), 3)]
-        assert isinstance(entries[0], Entry)
-        assert entries[0].vote_id == first["vote_id"]
-        assert entries[1] == Void(poll["id"], lost_seq)
-        assert isinstance(entries[2], Entry)
-        assert entries[2].vote_id == last["vote_id"]
+    out = tmp_path / "mirror"
+    await publish(db, poll["id"], out, integrator.signer, await load_poll(db, poll["id"]))
+    entries = [decode_entry(e) for e in unbundle((out / "tile/entries/000.p/3").read_bytes(), 3)]
+    assert isinstance(entries[0], Entry)
+    assert entries[0].vote_id == first["vote_id"]
+    assert entries[1] == Void(poll["id"], lost_seq)
+    assert isinstance(entries[2], Entry)
+    assert entries[2].vote_id == last["vote_id"]
 
-        target = resolve(str(out), [])
-        report = audit(target.log, target.verifiers, target.poll)
-        assert (dict(report.tally), report.voids) == ({"yes": 1, "no": 1}, 1)
-        results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
-        assert results["total"] == 2
-    finally:
-        await db.dispose()
+    target = resolve(str(out), [])
+    report = audit(target.log, target.verifiers, target.poll)
+    assert (dict(report.tally), report.voids) == ({"yes": 1, "no": 1}, 1)
+    results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+    assert results["total"] == 2
 
 
-async def test_a_seq_whose_transaction_is_still_in_flight_is_never_voided(client, poll, settings):
-    db = Database(settings.database_url)
-    try:
-        watch = GapWatch(clock=itertools.count().__next__)  # a second a call: every gap is due at its second sighting
-        async with vote_in_flight(db, poll["id"]) as (slow_seq, slow):
-            assert (await send_vote(client, Voter().vote(poll["id"], "no"))).status_code == 201
-            assert not await void_gap(db, poll["id"], watch)  # the gap's first sighting
-            voiding = asyncio.create_task(void_gap(db, poll["id"], watch))
-            await asyncio.wait_for(_a_lock_wait(db, slow), WAIT_S)
-            await slow.commit()  # the slow vote lands: its seq is a vote, never a void
-        assert await voiding is False
-        async with db.read() as conn:
-            voids = (await conn.execute(text("SELECT count(*) FROM ballot_log_voids"))).scalar()
-        assert (slow_seq, voids) == (1, 0)
-    finally:
-        await db.dispose()
+async def test_a_seq_whose_transaction_is_still_in_flight_is_never_voided(client, poll, db):
+    watch = GapWatch(clock=itertools.count().__next__)  # a second a call: every gap is due at its second sighting
+    async with vote_in_flight(db, poll["id"]) as (slow_seq, slow):
+        assert (await send_vote(client, Voter().vote(poll["id"], "no"))).status_code == 201
+        assert not await void_gap(db, poll["id"], watch)  # the gap's first sighting
+        voiding = asyncio.create_task(void_gap(db, poll["id"], watch))
+        await asyncio.wait_for(_a_lock_wait(db, slow), WAIT_S)
+        await slow.commit()  # the slow vote lands: its seq is a vote, never a void
+    assert await voiding is False
+    async with db.read() as conn:
+        voids = (await conn.execute(text("SELECT count(*) FROM ballot_log_voids"))).scalar()
+    assert (slow_seq, voids) == (1, 0)
 
 
-async def test_closing_a_poll_waits_for_its_votes_in_flight(client, poll, settings):
-    db = Database(settings.database_url)
-    try:
-        async with vote_in_flight(db, poll["id"]) as (_, slow):
-            closing = asyncio.create_task(close_poll(db, poll["id"], int(time.time() * 1000)))
-            await asyncio.wait_for(_a_lock_wait(db, slow), WAIT_S)
-            assert not closing.done()
-            await slow.commit()
-        closed = await closing
-        assert closed is not None
-        assert closed.closes_at is not None
-        results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
-        assert results["total"] == 1  # the vote decided before the close counts
-    finally:
-        await db.dispose()
+async def test_closing_a_poll_waits_for_its_votes_in_flight(client, poll, db):
+    async with vote_in_flight(db, poll["id"]) as (_, slow):
+        closing = asyncio.create_task(close_poll(db, poll["id"], int(time.time() * 1000)))
+        await asyncio.wait_for(_a_lock_wait(db, slow), WAIT_S)
+        assert not closing.done()
+        await slow.commit()
+    closed = await closing
+    assert closed is not None
+    assert closed.closes_at is not None
+    results = (await client.get(f"/api/v1/polls/{poll['id']}/results")).json()
+    assert results["total"] == 1  # the vote decided before the close counts
 
 
 async def _a_lock_wait(db: Database, holder: AsyncConnection) -> None:
