@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection
 
 from app.core.protocol import Vote
+from app.storage.driver_sql import Marks
 
 VOTE_COLUMNS = (
     "idempotency_key",
@@ -33,7 +34,7 @@ VoteRow = tuple[str, str, int, str, str, bytes, bytes, int, int, bytes, bytes]
 
 def stored_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
     """The request hash and receipt stored under each of the keys that is taken."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     rows = conn.exec_driver_sql(
         f"SELECT idempotency_key, request_hash, receipt FROM votes WHERE idempotency_key IN ({marks.take(len(keys))})",
         tuple(keys),
@@ -42,7 +43,7 @@ def stored_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[byte
 
 
 def devices_that_voted(conn: Connection, devices: Sequence[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
-    marks = _Marks(conn)
+    marks = Marks(conn)
     if marks.numbered:
         # PostgreSQL: one probe of the (poll_id, public_key) index per device. With `poll_id = …
         # AND public_key IN (…)` the planner, on statistics left behind by a fast-growing poll,
@@ -74,7 +75,7 @@ def reserve_seqs(conn: Connection, poll_id: str, count: int, open_for: tuple[int
     as committed is open now and was open when each vote was cast; None when it is not, and each
     vote must then be judged against the close (`poll_window`).
     """
-    marks = _Marks(conn)
+    marks = Marks(conn)
     sql = f"UPDATE polls SET vote_count = vote_count + {marks.take(1)} WHERE id = {marks.take(1)}"
     params: tuple[object, ...] = (count, poll_id)
     if open_for is not None:
@@ -87,7 +88,7 @@ def reserve_seqs(conn: Connection, poll_id: str, count: int, open_for: tuple[int
 
 def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], instant_ms: int) -> set[bytes]:
     """The keys the service saw in this poll at `instant_ms` or before (app/votes/devices.py)."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     rows = conn.exec_driver_sql(
         f"SELECT public_key FROM devices WHERE poll_id = {marks.take(1)} AND registered_at <= {marks.take(1)} "
         f"AND public_key IN ({marks.take(len(public_keys))})",
@@ -100,7 +101,7 @@ def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None
     """The poll's closes_at and late-delivery grace (seconds) as committed, its row locked for the
     rest of the transaction (on PostgreSQL; SQLite's write lock covers the whole database); None
     when the poll is gone."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     row = conn.exec_driver_sql(
         f"UPDATE polls SET vote_count = vote_count WHERE id = {marks.take(1)} RETURNING closes_at, late_grace_seconds",
         (poll_id,),
@@ -109,7 +110,7 @@ def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
-    marks = _Marks(conn)
+    marks = Marks(conn)
     conn.exec_driver_sql(
         f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({marks.take(len(VOTE_COLUMNS))})", list(rows)
     )
@@ -118,22 +119,8 @@ def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
 def count_votes(conn: Connection, accepted: Sequence[Vote]) -> None:
     """Adds the accepted votes to their options' counts, in sorted order (see take_seqs)."""
     tally = Counter((vote.poll_id, vote.option_id) for vote in accepted)
-    marks = _Marks(conn)
+    marks = Marks(conn)
     conn.exec_driver_sql(
         f"UPDATE options SET votes = votes + {marks.take(1)} WHERE poll_id = {marks.take(1)} AND id = {marks.take(1)}",
         [(tally[key], *key) for key in sorted(tally)],
     )
-
-
-class _Marks:
-    """Placeholders in the driver's own style: `?` for sqlite3, `$1`, `$2`… for asyncpg."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.numbered = conn.dialect.paramstyle == "numeric_dollar"
-        self.used = 0
-
-    def take(self, count: int) -> str:
-        if not self.numbered:
-            return ", ".join("?" * count)
-        first, self.used = self.used + 1, self.used + count
-        return ", ".join(f"${n}" for n in range(first, self.used + 1))
