@@ -208,6 +208,7 @@ def audit_command(where: str, since: Path | None, save: Path | None, vkeys: tupl
         "poll_id": target.poll.poll_id,
         "origin": report.checkpoint.origin,
         "entries": report.checkpoint.size,
+        "voids": report.voids,
         "tally": tally,
         "results_match": None if target.results is None else True,
     }

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from app.ballot_log.checkpoint import Checkpoint, open_checkpoint
-from app.ballot_log.entries import EntryError, decode_entry, unbundle
+from app.ballot_log.entries import EntryError, Void, decode_entry, unbundle
 from app.ballot_log.merkle import leaf_hash, root_of
 from app.ballot_log.note import NoteError, Verifier
 from app.ballot_log.sources import Source, SourceError
@@ -38,6 +38,8 @@ class AuditReport:
     checkpoint: Checkpoint
     note: bytes
     tally: Counter[str] = field(default_factory=Counter)
+    voids: int = 0
+    """Entries that hold no vote: seqs handed out to transactions that never committed."""
 
 
 def audit(source: Source, verifiers: list[Verifier], poll: PollWindow, since: bytes | None = None) -> AuditReport:
@@ -59,7 +61,7 @@ def _audit(source: Source, verifiers: list[Verifier], poll: PollWindow, since: b
         entries = unbundle(source.get(bundle_id.path), bundle_id.width)
         for offset, data in enumerate(entries):
             index = bundle_id.index * TILE_WIDTH + offset
-            _check_ballot(index, data, poll, devices, report.tally)
+            _check_entry(index, data, poll, devices, report)
             hashes.append(leaf_hash(data))
     for tile_id, expected in all_tiles(hashes).items():
         if source.get(tile_id.path) != expected:
@@ -71,13 +73,18 @@ def _audit(source: Source, verifiers: list[Verifier], poll: PollWindow, since: b
     return report
 
 
-def _check_ballot(index: int, data: bytes, poll: PollWindow, devices: set[str], tally: Counter[str]) -> None:
+def _check_entry(index: int, data: bytes, poll: PollWindow, devices: set[str], report: AuditReport) -> None:
     try:
         entry = decode_entry(data)
     except EntryError as error:
         raise AuditFailure(f"entry {index}: {error}") from None
     if entry.poll_id != poll.poll_id:
         raise AuditFailure(f"entry {index} is a vote in poll {entry.poll_id!r}, not {poll.poll_id!r}")
+    if isinstance(entry, Void):
+        if entry.void != index + 1:
+            raise AuditFailure(f"entry {index} voids seq {entry.void}, not its own seq {index + 1}")
+        report.voids += 1  # no vote: counted by no one
+        return
     if entry.option_id not in poll.option_ids:
         raise AuditFailure(f"entry {index} votes for {entry.option_id!r}, which is not an option")
     if not entry.signature_verifies():
@@ -89,7 +96,7 @@ def _check_ballot(index: int, data: bytes, poll: PollWindow, devices: set[str], 
     if poll.closes_at is not None and entry.created_at > poll.closes_at:
         raise AuditFailure(f"entry {index} is dated after the poll closed")
     devices.add(entry.public_key)
-    tally[entry.option_id] += 1
+    report.tally[entry.option_id] += 1
 
 
 def _check_extends(earlier: Checkpoint, now: Checkpoint, hashes: list[bytes]) -> None:

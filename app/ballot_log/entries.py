@@ -1,7 +1,9 @@
-"""A log entry: the published ballot, exactly what checks its signature and nothing more.
+"""A log entry: the published ballot, exactly what checks its signature and nothing more; or a
+void, the place of a seq that no vote took.
 
 Canonical encoding (docs/ballot-log.md): UTF-8 JSON, one object, these seven keys in this order,
-no spaces, integers in decimal; the binary fields as the vote carries them (base64url).
+no spaces, integers in decimal; the binary fields as the vote carries them (base64url). A void is
+`{"poll_id":…,"void":seq}`, its seq being its index + 1.
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ class Entry(msgspec.Struct, forbid_unknown_fields=True):
         return signature_verifies(b64url_checked(self.public_key), signed, b64url_checked(self.signature))
 
 
+class Void(msgspec.Struct, forbid_unknown_fields=True):
+    """A seq handed out to a transaction that never committed (app/ballot_log/voids.py): no vote,
+    counted by no one, there so that entry i stays the vote with seq i + 1."""
+
+    poll_id: Identifier
+    void: int
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
+
+
+def void_entry(poll_id: str, seq: int) -> bytes:
+    return Void(poll_id, seq).encode()
+
+
 class EntryError(ValueError):
     """Bytes that are not a canonical entry, or a bundle that does not hold what it should."""
 
@@ -64,14 +81,18 @@ def entry_of_row(
 
 
 _decoder = msgspec.json.Decoder(Entry)
+_void_decoder = msgspec.json.Decoder(Void)
 
 
-def decode_entry(data: bytes) -> Entry:
-    """The entry, if these are its canonical bytes: a ballot fits one encoding only."""
+def decode_entry(data: bytes) -> Entry | Void:
+    """The ballot or void, if these are its canonical bytes: each fits one encoding only."""
     try:
-        entry = _decoder.decode(data)  # the vote's own field rules, as docs/protocol.md has them
+        entry: Entry | Void = _decoder.decode(data)  # the vote's own field rules, as docs/protocol.md has them
     except msgspec.ValidationError as error:
-        raise EntryError(f"not a ballot: {error}") from None
+        try:
+            entry = _void_decoder.decode(data)
+        except msgspec.ValidationError:
+            raise EntryError(f"not a ballot: {error}") from None
     except msgspec.DecodeError:
         raise EntryError("not a JSON ballot") from None
     if entry.encode() != data:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import logging
 import os
 import sys
@@ -40,10 +39,12 @@ from app.ballot_log.checkpoint import Checkpoint
 from app.ballot_log.log_keys import LogSigner, origin_for
 from app.ballot_log.merkle import EMPTY_ROOT, leaf_hash
 from app.ballot_log.tiles import TILE_HEIGHT, TILE_WIDTH, TreeEdge
+from app.ballot_log.voids import GapWatch, committed_beyond, void_dead_seqs
 from app.core.helper_process import HelperProcess, copy_outcome, serve
 from app.core.keys import KeyRing, ReceiptKey
 from app.storage.db import Database, configure_sqlite
 from app.storage.sqlite_files import Identity, SqliteFiles, identity_of
+from app.votes.seqs import poll_lock_key
 
 INTERVAL_S = 0.2  # how often a worker looks for polls whose log is behind
 MAX_ENTRIES_PER_INTEGRATION = 4096  # keeps each write transaction short; the next round goes on
@@ -60,8 +61,7 @@ class LogIntegrityError(RuntimeError):
 
 def advisory_key(poll_id: str) -> int:
     """A signed 64-bit PostgreSQL advisory lock key for the poll's sequencer."""
-    digest = hashlib.sha256(ADVISORY_LOCK_SPACE + poll_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return poll_lock_key(ADVISORY_LOCK_SPACE, poll_id)
 
 
 def open_edge_tiles(size: int) -> list[tuple[int, int]]:
@@ -141,10 +141,11 @@ def extend(
     log is up to date. With `edges`, the tree's edge comes from there when it is the stored one."""
     current = store.checkpoint_of(conn, poll_id)
     size = current.size if current else 0
-    total = store.vote_count_of(conn, poll_id)
-    if total is None or total <= size:
+    # As far as the seqs run without a gap: a later vote waits for the seq before it, to commit
+    # or to be voided (app/ballot_log/voids.py).
+    entries = store.entries_of(conn, poll_id, size, MAX_ENTRIES_PER_INTEGRATION)
+    if not entries:
         return None
-    entries = store.entries_of(conn, poll_id, size, min(total - size, MAX_ENTRIES_PER_INTEGRATION))
     edge = _edge_of(conn, poll_id, size, current.root if current else EMPTY_ROOT, edges)
     edge.append(leaf_hash(entry) for entry in entries)
     checkpoint = Checkpoint(origin, edge.size, edge.root())
@@ -187,6 +188,30 @@ async def integrate(
         return None
     await durable  # served only once on disk, as a receipt is
     return extension.made
+
+
+async def void_gap(db: Database, poll_id: str, watch: GapWatch, *, commit: Commit | None = None) -> bool:
+    """Voids the seqs the poll's log waits for in vain (app/ballot_log/voids.py), once its gap has
+    lasted GAP_GRACE_S; True when it voided any, and the log can go on."""
+    async with db.read() as conn:
+        current = await store.load_checkpoint(conn, poll_id)
+        size = current.size if current else 0
+        upto = await conn.run_sync(committed_beyond, poll_id, size)
+    if upto is None:
+        watch.mended(poll_id)
+        return False
+    if not watch.due(poll_id, size):
+        return False
+
+    async def work(run: Callable[[Callable[[Any], list[int]]], Awaitable[list[int]]]) -> list[int]:
+        return await run(lambda conn: void_dead_seqs(conn, poll_id, size, upto))
+
+    dead, durable = await (commit or _plain_commit(db))(work)
+    await durable
+    watch.mended(poll_id)
+    if dead:
+        log.warning("poll %s: seqs %s were taken by votes that never committed; voided in its log", poll_id, dead)
+    return bool(dead)
 
 
 def _plain_commit(db: Database) -> Commit:
@@ -435,6 +460,7 @@ class Integrator:
         self.task: asyncio.Task[None] | None = None
         self._one_round = asyncio.Lock()
         self.broken: dict[str, str] = {}  # poll → why its log stopped; /readyz could show it
+        self.gaps = GapWatch()
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="ballot-log-integrator")
@@ -473,11 +499,18 @@ class Integrator:
             if poll_id in self.broken:
                 continue
             try:
-                while await integrate(self.db, poll_id, self.signer, self.origin_of(poll_id), commit=self.commit):
-                    made += 1
+                made += await self._integrate_poll(poll_id)
+                if await void_gap(self.db, poll_id, self.gaps, commit=self.commit):
+                    made += await self._integrate_poll(poll_id)
             except (LogIntegrityError, LookupError) as error:
                 self.broken[poll_id] = str(error)
                 log.error("ballot log stopped: %s", error)
+        return made
+
+    async def _integrate_poll(self, poll_id: str) -> int:
+        made = 0
+        while await integrate(self.db, poll_id, self.signer, self.origin_of(poll_id), commit=self.commit):
+            made += 1
         return made
 
     async def _run(self) -> None:

@@ -1,17 +1,17 @@
-"""The ballot log in the database: entries read from the votes table in seq order, tiles and
-the latest checkpoint from their own tables (app/storage/schema.py)."""
+"""The ballot log in the database: entries read from the votes table (and the voided seqs) in seq
+order, tiles and the latest checkpoint from their own tables (app/storage/schema.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.ballot_log.entries import entry_of_row
+from app.ballot_log.entries import entry_of_row, void_entry
 from app.storage.driver_sql import Marks
-from app.storage.schema import ballot_log_checkpoints, polls
+from app.storage.schema import polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +41,38 @@ async def load_checkpoint(conn: AsyncConnection, poll_id: str) -> StoredCheckpoi
 
 
 def entries_of(conn: Connection, poll_id: str, first: int, count: int) -> list[bytes]:
-    """The entries at log indices first … first+count-1 (seq first+1 …), as far as they exist."""
-    marks = Marks(conn)
+    """The entries at log indices first … first+count-1 (seq first+1 …), up to the first seq that
+    is neither a vote nor a void: one still in flight, or one the sequencer has yet to void."""
+    # On the driver, as the vote path's statements are: per row, SQLAlchemy's result processing
+    # would cost more than the entry itself (app/votes/rows.py).
+    numbered = conn.dialect.paramstyle == "numeric_dollar"
+    marks = ("$1", "$2", "$3") if numbered else ("?1", "?2", "?3")  # each used twice
     rows = conn.exec_driver_sql(
         "SELECT seq, option_id, vote_id, idempotency_key, created_at, public_key, signature FROM votes "
-        f"WHERE poll_id = {marks.take(1)} AND seq > {marks.take(1)} AND seq <= {marks.take(1)} ORDER BY seq",
+        f"WHERE poll_id = {marks[0]} AND seq > {marks[1]} AND seq <= {marks[2]} "
+        "UNION ALL SELECT seq, NULL, NULL, NULL, NULL, NULL, NULL FROM ballot_log_voids "
+        f"WHERE poll_id = {marks[0]} AND seq > {marks[1]} AND seq <= {marks[2]} ORDER BY 1",
         (poll_id, first, first + count),
     )
     entries = []
     for expected, (seq, option_id, vote_id, key, created_at, public_key, signature) in enumerate(rows, first + 1):
         if seq != expected:
-            raise LookupError(f"poll {poll_id}: vote seq {expected} is missing, found {seq}")
-        entries.append(entry_of_row(poll_id, option_id, vote_id, key, created_at, bytes(public_key), bytes(signature)))
+            break
+        if option_id is None:
+            entries.append(void_entry(poll_id, seq))
+        else:
+            entries.append(
+                entry_of_row(poll_id, option_id, vote_id, key, created_at, bytes(public_key), bytes(signature))
+            )
     return entries
 
 
 async def load_entries(conn: AsyncConnection, poll_id: str, first: int, count: int) -> list[bytes]:
-    return await conn.run_sync(entries_of, poll_id, first, count)
+    """Entries a checkpoint covers, to publish: all of them, or LookupError."""
+    entries = await conn.run_sync(entries_of, poll_id, first, count)
+    if len(entries) != count:
+        raise LookupError(f"poll {poll_id}: entry {first + len(entries)} of its log is missing")
+    return entries
 
 
 def tiles_of(conn: Connection, poll_id: str, wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -118,17 +133,16 @@ def save(
 
 def polls_behind(conn: Connection) -> list[str]:
     """Polls with accepted votes that no checkpoint covers yet."""
-    rows = conn.execute(
-        select(polls.c.id)
-        .select_from(polls.outerjoin(ballot_log_checkpoints, ballot_log_checkpoints.c.poll_id == polls.c.id))
-        .where(polls.c.vote_count > func.coalesce(ballot_log_checkpoints.c.size, 0))
+    rows = conn.exec_driver_sql(
+        "SELECT p.id FROM polls p LEFT JOIN ballot_log_checkpoints c ON c.poll_id = p.id "
+        "WHERE EXISTS (SELECT 1 FROM votes v WHERE v.poll_id = p.id AND v.seq > coalesce(c.size, 0))"
     )
-    return [row.id for row in rows]
+    return [poll_id for (poll_id,) in rows]
 
 
-def vote_count_of(conn: Connection, poll_id: str) -> int | None:
-    return conn.execute(select(polls.c.vote_count).where(polls.c.id == poll_id)).scalar_one_or_none()
+def poll_exists_in(conn: Connection, poll_id: str) -> bool:
+    return conn.execute(select(polls.c.id).where(polls.c.id == poll_id)).first() is not None
 
 
-async def vote_count(conn: AsyncConnection, poll_id: str) -> int | None:
-    return await conn.run_sync(vote_count_of, poll_id)
+async def poll_exists(conn: AsyncConnection, poll_id: str) -> bool:
+    return await conn.run_sync(poll_exists_in, poll_id)

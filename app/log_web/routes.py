@@ -46,7 +46,7 @@ async def log_checkpoint(
 ) -> Response[bytes]:
     async with db.read() as conn:
         stored = await store.load_checkpoint(conn, poll_id)
-        if stored is None and await store.vote_count(conn, poll_id) is None:
+        if stored is None and not await store.poll_exists(conn, poll_id):
             raise problems.PollNotFound.named(poll_id)
     # A poll without votes yet has the empty log; its checkpoint is made when asked for.
     note = stored.note if stored else log_signer.sign(Checkpoint(origin_for(settings.base_url, poll_id), 0, EMPTY_ROOT))
@@ -70,7 +70,7 @@ async def log_tile(db: DatabaseDep, poll_id: PollId, tile_path: FromPath[str]) -
         raise problems.NotFound("Not a tile of the ballot log (see C2SP tlog-tiles).")
     async with db.read() as conn:
         checkpoint = await store.load_checkpoint(conn, poll_id)
-        if checkpoint is None and await store.vote_count(conn, poll_id) is None:
+        if checkpoint is None and not await store.poll_exists(conn, poll_id):
             raise problems.PollNotFound.named(poll_id)
         size = checkpoint.size if checkpoint else 0
         if tile.level == ENTRIES:

@@ -1,12 +1,13 @@
-"""Poll results from the per-option counters kept in each vote's transaction."""
+"""Poll results from the per-option counts kept in each vote's transaction, summed over their
+shards (app/storage/schema.py `option_tallies`)."""
 
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.storage.db import Database
-from app.storage.schema import options, polls
+from app.storage.schema import option_tallies, options
 
 
 class OptionCount(msgspec.Struct):
@@ -28,15 +29,22 @@ class Results(msgspec.Struct):
 
 async def load_results(db: Database, poll_id: str) -> Results | None:
     async with db.read() as conn:
-        # One read transaction: the total and the per-option counts come from the same snapshot.
-        total = (await conn.execute(select(polls.c.vote_count).where(polls.c.id == poll_id))).scalar_one_or_none()
-        if total is None:
-            return None
-        rows = await conn.execute(
-            select(options.c.id, options.c.label, options.c.votes)
-            .where(options.c.poll_id == poll_id)
-            .order_by(options.c.position)
-        )
-        return Results(
-            poll_id=poll_id, total=total, options=[OptionCount(id=r.id, label=r.label, votes=r.votes) for r in rows]
-        )
+        # One statement, one snapshot: the total is the sum of the counts it returns.
+        rows = (
+            await conn.execute(
+                select(options.c.id, options.c.label, func.coalesce(func.sum(option_tallies.c.votes), 0).label("votes"))
+                .select_from(
+                    options.outerjoin(
+                        option_tallies,
+                        (option_tallies.c.poll_id == options.c.poll_id) & (option_tallies.c.option_id == options.c.id),
+                    )
+                )
+                .where(options.c.poll_id == poll_id)
+                .group_by(options.c.id, options.c.label, options.c.position)
+                .order_by(options.c.position)
+            )
+        ).all()
+    if not rows:  # every poll has options: none, no poll
+        return None
+    counts = [OptionCount(id=r.id, label=r.label, votes=int(r.votes)) for r in rows]
+    return Results(poll_id=poll_id, total=sum(count.votes for count in counts), options=counts)

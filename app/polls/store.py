@@ -35,6 +35,7 @@ from app.storage.db import Database
 from app.storage.schema import options as options_table
 from app.storage.schema import polls as polls_table
 from app.storage.schema import votes as votes_table
+from app.votes.rows import hold_admission_exclusively
 
 POLL_ID_BYTES = 12  # 16 URL-safe characters, 96 random bits: not guessable, not enumerable
 MANAGE_TOKEN_BYTES = 32  # 43 URL-safe characters, 256 random bits
@@ -234,6 +235,8 @@ async def close_poll(db: Database, poll_id: str, now_ms: int) -> Poll | None:
     from devices the service saw before now; every other vote is refused from the commit on, on
     every node (app/votes/acceptance.py checks the committed close in each vote's transaction)."""
     async with db.write() as conn:
+        # Waits for the poll's votes in flight, which decided against the close they read.
+        await conn.run_sync(hold_admission_exclusively, poll_id)
         await conn.execute(
             update(polls_table)
             .where(polls_table.c.id == poll_id)

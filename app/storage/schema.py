@@ -31,7 +31,9 @@ polls = Table(
     Column("closes_at", BigInteger, nullable=True),  # ms since the epoch
     Column("late_grace_seconds", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
-    # Votes accepted so far; the next accepted vote takes vote_count + 1 as its seq.
+    # SQLite: the seqs handed out so far; the next accepted vote takes vote_count + 1 as its seq.
+    # PostgreSQL takes seqs from a sequence per poll instead (app/votes/seqs.py) and leaves this as
+    # migration 0007 found it: a row every vote updated would be locked until each commit.
     Column("vote_count", BigInteger, nullable=False, server_default="0"),
     # Who may vote (docs/abuse.md): polls made before modes existed keep taking every vote.
     Column("eligibility", String(16), nullable=False, server_default="anyone"),
@@ -49,9 +51,20 @@ options = Table(
     Column("id", String(64), primary_key=True),
     Column("label", Text, nullable=False),
     Column("position", Integer, nullable=False),
-    # Kept in the vote's own transaction so results never scan the votes table.
-    Column("votes", BigInteger, nullable=False, server_default="0"),
     ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
+
+# Each option's count, kept in the vote's own transaction so results never scan the votes table,
+# and split over shards so that concurrent transactions of one poll do not queue on one row
+# (app/votes/rows.py picks a shard per transaction). An option's count is the sum of its shards.
+option_tallies = Table(
+    "option_tallies",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("option_id", String(64), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("votes", BigInteger, nullable=False),
+    ForeignKeyConstraint(["poll_id", "option_id"], ["options.poll_id", "options.id"], ondelete="CASCADE"),
 )
 
 # A vote carries no personal data: the public key is a per-poll key made on the device.
@@ -111,6 +124,16 @@ ballot_log_tiles = Table(
     Column("tile_index", BigInteger, primary_key=True),
     # Up to 256 hashes of 32 bytes; a partial tile grows until it is full, then never changes.
     Column("hashes", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
+)
+
+# Seqs that were handed out to a transaction that never committed (PostgreSQL's sequences do not
+# roll back): each is a void entry in the log, so that entry i stays the vote with seq i + 1.
+ballot_log_voids = Table(
+    "ballot_log_voids",
+    metadata,
+    Column("poll_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
     ForeignKeyConstraint(["poll_id"], ["polls.id"], ondelete="CASCADE"),
 )
 

@@ -241,8 +241,8 @@ def take_seqs_in_window(
     since then refuses, here, on whichever node, the votes it would refuse now had it closed then.
     After a close (early or not), each vote is judged against it (`_admitted_after_close`).
 
-    Polls are taken in sorted order, so that concurrent batches on PostgreSQL lock their rows in
-    the same order and cannot deadlock.
+    Polls are taken in sorted order, so that concurrent batches on PostgreSQL take their polls'
+    admission locks (app/votes/seqs.py) in the same order and cannot deadlock.
     """
     by_poll: dict[str, list[tuple[int, Ballot]]] = {}
     for item in fresh:
@@ -251,13 +251,13 @@ def take_seqs_in_window(
     for poll_id in sorted(by_poll):
         votes = by_poll[poll_id]
         cast_by = max(ballot.vote.created_at for _, ballot in votes)
-        first = reserve_seqs(conn, poll_id, len(votes), open_for=(cast_by, now))
-        if first is None:
+        seqs = reserve_seqs(conn, poll_id, len(votes), open_for=(cast_by, now))
+        if seqs is None:
             votes = _admitted_after_close(conn, poll_id, votes, now, outcomes)
-            first = reserve_seqs(conn, poll_id, len(votes)) if votes else None
-        if first is not None:
-            for offset, (index, _) in enumerate(votes):
-                seq_of[index] = first + offset
+            seqs = reserve_seqs(conn, poll_id, len(votes)) if votes else None
+        if seqs is not None:
+            for seq, (index, _) in zip(seqs, votes, strict=True):
+                seq_of[index] = seq
     kept = [item for item in fresh if item[0] in seq_of]
     return kept, [seq_of[index] for index, _ in kept]
 

@@ -7,6 +7,7 @@ spends running them (bench/ingest.py). The schema is app/storage/schema.py; thes
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Sequence
 
@@ -14,6 +15,10 @@ from sqlalchemy.engine import Connection
 
 from app.core.protocol import Vote
 from app.storage.driver_sql import Marks
+from app.votes.seqs import admission_key, sequence_of
+
+TALLY_SHARDS = 64
+"""Rows per option count on PostgreSQL: concurrent transactions of a poll rarely draw the same."""
 
 VOTE_COLUMNS = (
     "idempotency_key",
@@ -68,22 +73,36 @@ def devices_that_voted(conn: Connection, devices: Sequence[tuple[str, bytes]]) -
     return {(poll_id, bytes(public_key)) for poll_id, public_key in rows}
 
 
-def reserve_seqs(conn: Connection, poll_id: str, count: int, open_for: tuple[int, int] | None = None) -> int | None:
-    """Reserves `count` consecutive positions in the poll and returns the first.
+def reserve_seqs(
+    conn: Connection, poll_id: str, count: int, open_for: tuple[int, int] | None = None
+) -> list[int] | None:
+    """Reserves `count` positions in the poll, in acceptance order, and returns them.
 
     With `open_for` (the latest created_at among the votes, and the time now), only while the poll
     as committed is open now and was open when each vote was cast; None when it is not, and each
     vote must then be judged against the close (`poll_window`).
+
+    SQLite, one writer at a time, counts them on the poll's row. PostgreSQL takes them from the
+    poll's sequence, under the poll's admission lock (app/votes/seqs.py): no row is locked.
     """
     marks = Marks(conn)
-    sql = f"UPDATE polls SET vote_count = vote_count + {marks.take(1)} WHERE id = {marks.take(1)}"
-    params: tuple[object, ...] = (count, poll_id)
+    if marks.numbered:
+        _hold_admission(conn, poll_id)
+        sql = f"SELECT ARRAY(SELECT nextval({sequence_of('id')}) FROM generate_series(1, $1)) FROM polls WHERE id = $2"
+        params: tuple[object, ...] = (count, poll_id)
+        marks.used = 2
+    else:
+        sql = f"UPDATE polls SET vote_count = vote_count + {marks.take(1)} WHERE id = {marks.take(1)}"
+        params = (count, poll_id)
     if open_for is not None:
         cast_by, now = marks.take(1), marks.take(1)
         sql += f" AND (closes_at IS NULL OR (closes_at >= {cast_by} AND closes_at >= {now}))"
         params += open_for
+    if marks.numbered:
+        seqs = conn.exec_driver_sql(sql, params).scalar_one_or_none()
+        return None if seqs is None else list(seqs)
     total = conn.exec_driver_sql(f"{sql} RETURNING vote_count", params).scalar_one_or_none()
-    return None if total is None else total - count + 1
+    return None if total is None else list(range(total - count + 1, total + 1))
 
 
 def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], instant_ms: int) -> set[bytes]:
@@ -98,15 +117,29 @@ def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], 
 
 
 def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None:
-    """The poll's closes_at and late-delivery grace (seconds) as committed, its row locked for the
-    rest of the transaction (on PostgreSQL; SQLite's write lock covers the whole database); None
-    when the poll is gone."""
+    """The poll's closes_at and late-delivery grace (seconds) as committed, and so they stay for the
+    rest of the transaction (PostgreSQL: under the poll's admission lock, which a close takes
+    exclusively; SQLite's write lock covers the whole database); None when the poll is gone."""
     marks = Marks(conn)
+    if marks.numbered:
+        _hold_admission(conn, poll_id)
     row = conn.exec_driver_sql(
-        f"UPDATE polls SET vote_count = vote_count WHERE id = {marks.take(1)} RETURNING closes_at, late_grace_seconds",
-        (poll_id,),
+        f"SELECT closes_at, late_grace_seconds FROM polls WHERE id = {marks.take(1)}", (poll_id,)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def hold_admission_exclusively(conn: Connection, poll_id: str) -> None:
+    """Waits until no vote transaction of the poll is in flight, and keeps new ones out until this
+    transaction ends (PostgreSQL; SQLite's write lock does this for the whole database)."""
+    if conn.dialect.paramstyle == "numeric_dollar":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (admission_key(poll_id),))
+
+
+def _hold_admission(conn: Connection, poll_id: str) -> None:
+    # A separate statement, before any read of the poll: a statement's snapshot is taken when it
+    # starts, so a close committed while this waited would be missed by the same statement.
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock_shared($1)", (admission_key(poll_id),))
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
@@ -117,10 +150,16 @@ def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
 
 
 def count_votes(conn: Connection, accepted: Sequence[Vote]) -> None:
-    """Adds the accepted votes to their options' counts, in sorted order (see take_seqs)."""
+    """Adds the accepted votes to their options' counts, on one shard of them picked for this
+    transaction (app/storage/schema.py `option_tallies`), in sorted order: two transactions on
+    one shard lock its rows in the same order and cannot deadlock."""
     tally = Counter((vote.poll_id, vote.option_id) for vote in accepted)
     marks = Marks(conn)
+    # SQLite has one writer at a time: one shard. On PostgreSQL two transactions meet on a row
+    # only when they draw the same shard.
+    shard = random.randrange(TALLY_SHARDS) if marks.numbered else 0
     conn.exec_driver_sql(
-        f"UPDATE options SET votes = votes + {marks.take(1)} WHERE poll_id = {marks.take(1)} AND id = {marks.take(1)}",
-        [(tally[key], *key) for key in sorted(tally)],
+        f"INSERT INTO option_tallies (poll_id, option_id, shard, votes) VALUES ({marks.take(4)}) "
+        "ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = option_tallies.votes + excluded.votes",
+        [(*key, shard, tally[key]) for key in sorted(tally)],
     )
