@@ -22,7 +22,7 @@ async def next_with_total(watcher: Watcher, total: int) -> list[int]:
 
 async def test_many_watchers_of_a_poll_cost_one_read_per_snapshot(client, poll):
     live: LiveResults = client.app.state.live
-    with database_reads(client.app.state.db, "options.votes") as reads:
+    with database_reads(client.app.state.db, "option_tallies") as reads:
         snapshots = await asyncio.gather(*(live.snapshot(poll["id"]) for _ in range(20)))
         watchers = [live.join(poll["id"]) for _ in range(20)]
         assert len(reads) == 1

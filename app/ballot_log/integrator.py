@@ -43,8 +43,8 @@ from app.ballot_log.voids import GapWatch, committed_beyond, void_dead_seqs
 from app.core.helper_process import HelperProcess, copy_outcome, serve
 from app.core.keys import KeyRing, ReceiptKey
 from app.storage.db import Database, configure_sqlite
+from app.storage.poll_locks import poll_lock_key
 from app.storage.sqlite_files import Identity, SqliteFiles, identity_of
-from app.votes.seqs import poll_lock_key
 
 INTERVAL_S = 0.2  # how often a worker looks for polls whose log is behind
 MAX_ENTRIES_PER_INTEGRATION = 4096  # keeps each write transaction short; the next round goes on

@@ -1,6 +1,6 @@
 """Voids: the seqs that no vote will ever take, so that the log can go on past them.
 
-On PostgreSQL a vote takes its seq from its poll's sequence (app/votes/seqs.py), which does not
+On PostgreSQL a vote takes its seq from its poll's sequence (app/storage/poll_locks.py), which does not
 roll back: a transaction that fails after taking seqs (a node killed mid-commit, a race with
 another node's vote) leaves them unused, and the log, whose entry i is the vote with seq i + 1,
 would wait for them forever. A gap that lasts longer than any vote transaction is voided: under
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from app.storage.driver_sql import Marks
-from app.votes.rows import hold_admission_exclusively
+from app.storage.poll_locks import hold_admission_exclusively
 
 GAP_GRACE_S = 0.3
 """How long a gap may be a vote still committing: far longer than a vote transaction, and short

@@ -32,10 +32,10 @@ from app.polls.validation import (
     difficulty_for,
 )
 from app.storage.db import Database
+from app.storage.poll_locks import hold_admission_exclusively
 from app.storage.schema import options as options_table
 from app.storage.schema import polls as polls_table
 from app.storage.schema import votes as votes_table
-from app.votes.rows import hold_admission_exclusively
 
 POLL_ID_BYTES = 12  # 16 URL-safe characters, 96 random bits: not guessable, not enumerable
 MANAGE_TOKEN_BYTES = 32  # 43 URL-safe characters, 256 random bits

@@ -32,7 +32,7 @@ polls = Table(
     Column("late_grace_seconds", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     # SQLite: the seqs handed out so far; the next accepted vote takes vote_count + 1 as its seq.
-    # PostgreSQL takes seqs from a sequence per poll instead (app/votes/seqs.py) and leaves this as
+    # PostgreSQL takes seqs from a sequence per poll instead (app/storage/poll_locks.py) and leaves this as
     # migration 0007 found it: a row every vote updated would be locked until each commit.
     Column("vote_count", BigInteger, nullable=False, server_default="0"),
     # Who may vote (docs/abuse.md): polls made before modes existed keep taking every vote.
@@ -64,7 +64,6 @@ option_tallies = Table(
     Column("option_id", String(64), primary_key=True),
     Column("shard", Integer, primary_key=True),
     Column("votes", BigInteger, nullable=False),
-    ForeignKeyConstraint(["poll_id", "option_id"], ["options.poll_id", "options.id"], ondelete="CASCADE"),
 )
 
 # A vote carries no personal data: the public key is a per-poll key made on the device.
@@ -84,7 +83,10 @@ votes = Table(
     Column("request_hash", LargeBinary(32), nullable=False),
     # The exact receipt bytes, so that every retry gets a byte-identical answer.
     Column("receipt", LargeBinary, nullable=False),
-    ForeignKeyConstraint(["poll_id", "option_id"], ["options.poll_id", "options.id"]),
+    # No foreign key to the option: each vote would share-lock the option's row, and on PostgreSQL
+    # concurrent transactions of one poll build a multixact on it for every vote (bench/hot_row.py).
+    # The vote path checks each vote's option against its poll's (app/votes/acceptance.py
+    # `poll_problem`), and a poll's options never change once it is made.
     UniqueConstraint("poll_id", "public_key"),
     UniqueConstraint("poll_id", "seq"),
 )

@@ -242,7 +242,7 @@ def take_seqs_in_window(
     After a close (early or not), each vote is judged against it (`_admitted_after_close`).
 
     Polls are taken in sorted order, so that concurrent batches on PostgreSQL take their polls'
-    admission locks (app/votes/seqs.py) in the same order and cannot deadlock.
+    admission locks (app/storage/poll_locks.py) in the same order and cannot deadlock.
     """
     by_poll: dict[str, list[tuple[int, Ballot]]] = {}
     for item in fresh:

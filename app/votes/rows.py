@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from app.core.protocol import Vote
 from app.storage.driver_sql import Marks
-from app.votes.seqs import admission_key, sequence_of
+from app.storage.poll_locks import hold_admission_shared, sequence_of
 
 TALLY_SHARDS = 64
 """Rows per option count on PostgreSQL: concurrent transactions of a poll rarely draw the same."""
@@ -83,11 +83,11 @@ def reserve_seqs(
     vote must then be judged against the close (`poll_window`).
 
     SQLite, one writer at a time, counts them on the poll's row. PostgreSQL takes them from the
-    poll's sequence, under the poll's admission lock (app/votes/seqs.py): no row is locked.
+    poll's sequence, under the poll's admission lock (app/storage/poll_locks.py): no row is locked.
     """
     marks = Marks(conn)
     if marks.numbered:
-        _hold_admission(conn, poll_id)
+        hold_admission_shared(conn, poll_id)
         sql = f"SELECT ARRAY(SELECT nextval({sequence_of('id')}) FROM generate_series(1, $1)) FROM polls WHERE id = $2"
         params: tuple[object, ...] = (count, poll_id)
         marks.used = 2
@@ -122,24 +122,11 @@ def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None
     exclusively; SQLite's write lock covers the whole database); None when the poll is gone."""
     marks = Marks(conn)
     if marks.numbered:
-        _hold_admission(conn, poll_id)
+        hold_admission_shared(conn, poll_id)
     row = conn.exec_driver_sql(
         f"SELECT closes_at, late_grace_seconds FROM polls WHERE id = {marks.take(1)}", (poll_id,)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
-
-
-def hold_admission_exclusively(conn: Connection, poll_id: str) -> None:
-    """Waits until no vote transaction of the poll is in flight, and keeps new ones out until this
-    transaction ends (PostgreSQL; SQLite's write lock does this for the whole database)."""
-    if conn.dialect.paramstyle == "numeric_dollar":
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (admission_key(poll_id),))
-
-
-def _hold_admission(conn: Connection, poll_id: str) -> None:
-    # A separate statement, before any read of the poll: a statement's snapshot is taken when it
-    # starts, so a close committed while this waited would be missed by the same statement.
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock_shared($1)", (admission_key(poll_id),))
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:

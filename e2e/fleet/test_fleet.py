@@ -304,12 +304,21 @@ def test_votes_through_the_balancer_are_counted_once_across_a_node_kill_and_redi
             f"every node's results for {poll_id}",
         )
 
-    # The ballot log, audited through the balancer, recounts every vote to the same results.
+    # The ballot log, audited through the balancer, recounts every vote to the same results. A
+    # node killed mid-commit leaves seqs no vote took: they are void entries (docs/ballot-log.md),
+    # so the log holds total + voids entries once every vote is in it.
+    voids = 0
     for poll_id in poll_ids:
         total = results(fleet.url, poll_id)["total"]
-        await_condition(lambda poll_id=poll_id, total=total: log_size(fleet.url, poll_id) == total,
+        await_condition(lambda poll_id=poll_id, total=total: log_size(fleet.url, poll_id) >= total,
                         f"the log of {poll_id} to reach {total} entries")  # fmt: skip
-        report = audit(fleet, poll_id, tmp_path)
-        assert report["entries"] == total
-        assert report["results_match"] is True
-    schedule.say("audit through the balancer and every node's results agree")
+        reports: list[dict] = []
+
+        def audit_counts_every_vote(poll_id: str = poll_id, total: int = total, reports: list = reports) -> bool:
+            reports.append(audit(fleet, poll_id, tmp_path))
+            return reports[-1]["entries"] - reports[-1]["voids"] == total
+
+        await_condition(audit_counts_every_vote, f"the audit of {poll_id} to count {total} votes")
+        assert reports[-1]["results_match"] is True
+        voids += reports[-1]["voids"]
+    schedule.say(f"audit through the balancer and every node's results agree ({voids} void entries)")

@@ -14,7 +14,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-# The sequence's name is app/votes/seqs.py's `sequence_name`, computed in SQL: any way a poll row
+# The sequence's name is app/storage/poll_locks.py's `sequence_of`, computed in SQL: any way a poll row
 # comes to exist (the service, a restore, a test) gets its sequence with it.
 SEQUENCE_NAME_SQL = "'vote_seq_' || substr(encode(sha256(convert_to({poll_id}, 'UTF8')), 'hex'), 1, 32)"
 
@@ -27,19 +27,18 @@ def upgrade() -> None:
         sa.Column("shard", sa.Integer, nullable=False),
         sa.Column("votes", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("poll_id", "option_id", "shard", name="pk_option_tallies"),
-        sa.ForeignKeyConstraint(
-            ["poll_id", "option_id"],
-            ["options.poll_id", "options.id"],
-            name="fk_option_tallies_poll_id",
-            ondelete="CASCADE",
-        ),
     )
+    # A foreign key to an option makes every vote share-lock the option's row: on PostgreSQL
+    # concurrent transactions of one poll then build a multixact on it for each vote.
+    with op.batch_alter_table("votes") as batch:
+        batch.drop_constraint("fk_votes_poll_id", type_="foreignkey")
     op.execute(
         "INSERT INTO option_tallies (poll_id, option_id, shard, votes) "
         "SELECT poll_id, id, 0, votes FROM options WHERE votes > 0"
     )
-    with op.batch_alter_table("options") as batch:
-        batch.drop_column("votes")
+    # In place on both (SQLite 3.35+): batch mode would copy and drop the table, and dropping it
+    # deletes the counts just copied, through their foreign key's ON DELETE CASCADE.
+    op.execute("ALTER TABLE options DROP COLUMN votes")
     op.create_table(
         "ballot_log_voids",
         sa.Column("poll_id", sa.String(64), nullable=False),
@@ -96,3 +95,5 @@ def downgrade() -> None:
         "WHERE t.poll_id = options.poll_id AND t.option_id = options.id)"
     )
     op.drop_table("option_tallies")
+    with op.batch_alter_table("votes") as batch:
+        batch.create_foreign_key("fk_votes_poll_id", "options", ["poll_id", "option_id"], ["poll_id", "id"])

@@ -1,4 +1,4 @@
-"""Where a vote's seq comes from on PostgreSQL, so that no row is updated by every vote of a poll.
+"""A poll's locks and sequence on PostgreSQL, so that no row is updated by every vote of a poll.
 
 Each poll has a sequence of its own (made by a trigger on `polls`, migration 0007): `nextval`
 never waits for another transaction, where a counter row stays locked until its transaction's
@@ -16,6 +16,8 @@ wait for each other; an advisory lock writes nothing to any row.
 from __future__ import annotations
 
 import hashlib
+
+from sqlalchemy.engine import Connection
 
 ADMISSION_LOCK_SPACE = b"poll-admission/"
 
@@ -35,3 +37,17 @@ def poll_lock_key(space: bytes, poll_id: str) -> int:
 
 def admission_key(poll_id: str) -> int:
     return poll_lock_key(ADMISSION_LOCK_SPACE, poll_id)
+
+
+def hold_admission_shared(conn: Connection, poll_id: str) -> None:
+    """Inside a vote transaction, before it reads the poll or takes seqs (PostgreSQL only). A
+    statement of its own: a statement's snapshot is taken when it starts, so a close committed
+    while it waited would be missed by the very statement that waited."""
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock_shared($1)", (admission_key(poll_id),))
+
+
+def hold_admission_exclusively(conn: Connection, poll_id: str) -> None:
+    """Waits until no vote transaction of the poll is in flight, and keeps new ones out until this
+    transaction ends (PostgreSQL; SQLite's write lock does this for the whole database)."""
+    if conn.dialect.paramstyle == "numeric_dollar":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (admission_key(poll_id),))
