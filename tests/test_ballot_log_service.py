@@ -305,3 +305,20 @@ async def test_the_helper_refuses_to_extend_a_checkpoint_its_tiles_do_not_match(
     assert "do not match its last checkpoint" in integrator.broken[poll["id"]]
     async with client.app.state.db.read() as conn:
         assert (await store.load_checkpoint(conn, poll["id"])).size == 2  # nothing written over it
+
+
+async def test_the_helper_extends_its_kept_tree_edge_as_a_rebuilt_one_would(client, poll):
+    """Round after round from the edge it kept: every checkpoint the root of all the entries so
+    far, and consistent with the one before, across a full tile."""
+    integrator = await _helper_integrator(client)
+    seen = []
+    for step in (3, 250, 4, 1):
+        await cast(client, poll["id"], step) if step < 10 else await _cast_many(client, poll["id"], step)
+        assert await integrator.run_once() == 1
+        seen.append(await checkpoint_of(client, poll["id"]))
+    hashes = await _leaf_hashes(client, poll["id"], seen[-1].size)
+    assert [c.size for c in seen] == [3, 253, 257, 258]
+    assert merkle.root_of(hashes) == seen[-1].root
+    for earlier, later in itertools.pairwise(seen):
+        proof = merkle.consistency_proof(earlier.size, hashes[: later.size])
+        merkle.verify_consistency(earlier.size, later.size, proof, earlier.root, later.root)
