@@ -22,26 +22,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench import ingest
 from bench.compare import build, checkout, git
-from bench.ingest import (
-    BATCH_SIZE,
-    BATCH_VOTES_PER_S,
-    SINGLE_VOTES_PER_S,
-    batch_requests,
-    create_poll,
-    run_wrk,
-    service_env,
-    sign_votes,
-    single_vote_requests,
-    total_counted,
-    warm_up,
-)
 from bench.servers import vote_service
 from tests.service_process import ROOT
 
 LOADS = {  # kind: (votes a second to sign, requests file, connections, votes per request)
-    "single": (SINGLE_VOTES_PER_S, single_vote_requests, 64, 1),
-    "batch": (BATCH_VOTES_PER_S, batch_requests, 4, BATCH_SIZE),
+    "single": (ingest.SINGLE_VOTES_PER_S, ingest.single_vote_requests, 64, 1),
+    "batch": (ingest.BATCH_VOTES_PER_S, ingest.batch_requests, 4, ingest.BATCH_SIZE),
 }
 SETTLE_S = 0.5  # the sequencer's last round after the load, which the load's votes cost too
 
@@ -68,15 +56,16 @@ def cpu_per_vote(tree: Path, kind: str, work: Path, duration: int) -> dict[str, 
     """µs of CPU per vote by process name, for one load on a fresh service of `tree`."""
     per_s, requests, connections, per_request = LOADS[kind]
     work.mkdir(parents=True)
-    with vote_service(workers=1, env=service_env(work, None), log=work / "service.log", tree=tree) as server:
-        poll_id, option_ids = create_poll(server.base_url)
-        warm_up(server.base_url, requests(work / "warm.tsv", sign_votes(poll_id, option_ids, per_s)), connections)
-        load = requests(work / "load.tsv", sign_votes(poll_id, option_ids, per_s * duration))
+    with vote_service(workers=1, env=ingest.service_env(work, None), log=work / "service.log", tree=tree) as server:
+        poll_id, option_ids = ingest.create_poll(server.base_url)
+        warm = requests(work / "warm.tsv", ingest.sign_votes(poll_id, option_ids, per_s))
+        ingest.warm_up(server.base_url, warm, connections)
+        load = requests(work / "load.tsv", ingest.sign_votes(poll_id, option_ids, per_s * duration))
         names = process_tree(server.pid)
-        before, counted = {pid: cpu_seconds(pid) for pid in names}, total_counted(server.base_url, poll_id)
-        run_wrk(kind, server.base_url, load, duration, connections, per_request)
+        before, counted = {pid: cpu_seconds(pid) for pid in names}, ingest.total_counted(server.base_url, poll_id)
+        ingest.run_wrk(kind, server.base_url, load, duration, connections, per_request)
         time.sleep(SETTLE_S)
-        votes = total_counted(server.base_url, poll_id) - counted
+        votes = ingest.total_counted(server.base_url, poll_id) - counted
         spent: dict[str, float] = defaultdict(float)
         for pid, name in names.items():
             spent[name] += cpu_seconds(pid) - before[pid]
