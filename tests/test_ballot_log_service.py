@@ -13,7 +13,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from app.ballot_log import merkle
+from app.ballot_log import merkle, store
 from app.ballot_log.checkpoint import open_checkpoint
 from app.ballot_log.entries import decode_entry, unbundle
 from app.ballot_log.integrator import LogIntegrityError, integrate
@@ -21,7 +21,7 @@ from app.ballot_log.log_keys import origin_for
 from app.ballot_log.note import Verifier
 from app.ballot_log.tiles import TileId, split_hashes
 from app.storage.db import Database
-from app.storage.schema import ballot_log_tiles
+from app.storage.schema import ballot_log_checkpoints, ballot_log_tiles
 from tests.helpers import Voter, b64decode, send_vote
 
 WAIT_S = 10  # a generous bound to wait for a condition; the integrator's own target is 1 s
@@ -257,3 +257,68 @@ async def test_a_sequencer_helper_killed_mid_load_is_replaced_and_nothing_is_los
     await cast(client, poll["id"], 1)
     assert await integrator.run_once() == 1
     assert (await checkpoint_of(client, poll["id"])).size == 6
+
+
+async def _helper_integrator(client):
+    integrator = client.app.state.log_integrator
+    if integrator.helper is None:
+        pytest.skip("PostgreSQL: the sequencer runs in the worker, under an advisory lock")
+    await integrator.stop()  # the background rounds would race the ones below
+
+    async def not_here(*_args, **_kwargs):
+        raise AssertionError("the round ran on the worker's event loop, not in the helper")
+
+    integrator._integrate_all = not_here
+    return integrator
+
+
+async def test_the_helper_reloads_its_tree_edge_when_another_sequencer_extended_the_log(client, poll):
+    """The helper keeps the tree's edge between rounds; once the stored checkpoint is not the one
+    it kept the edge for, it reads the tiles again and extends what is stored."""
+    integrator = await _helper_integrator(client)
+    origin = integrator.origin_of(poll["id"])
+    await cast(client, poll["id"], 2)
+    assert await integrator.run_once() == 1  # the helper keeps the edge of size 2
+    await cast(client, poll["id"], 3)
+    other = Database(client.app.state.db.url)
+    try:
+        assert (await integrate(other, poll["id"], integrator.signer, origin)).size == 5
+    finally:
+        await other.dispose()
+    await cast(client, poll["id"], 1)
+    assert await integrator.run_once() == 1
+    checkpoint = await checkpoint_of(client, poll["id"])
+    assert checkpoint.size == 6
+    assert merkle.root_of(await _leaf_hashes(client, poll["id"], 6)) == checkpoint.root
+
+
+async def test_the_helper_refuses_to_extend_a_checkpoint_its_tiles_do_not_match(client, poll):
+    """A checkpoint of the same size but another root behind the helper's back: its kept edge
+    is not that tree's, and the stored tiles do not match it either, so the log stops."""
+    integrator = await _helper_integrator(client)
+    await cast(client, poll["id"], 2)
+    assert await integrator.run_once() == 1
+    async with client.app.state.db.write() as conn:
+        await conn.execute(update(ballot_log_checkpoints).values(root=b"\x01" * 32))
+    await cast(client, poll["id"], 1)
+    assert await integrator.run_once() == 0
+    assert "do not match its last checkpoint" in integrator.broken[poll["id"]]
+    async with client.app.state.db.read() as conn:
+        assert (await store.load_checkpoint(conn, poll["id"])).size == 2  # nothing written over it
+
+
+async def test_the_helper_extends_its_kept_tree_edge_as_a_rebuilt_one_would(client, poll):
+    """Round after round from the edge it kept: every checkpoint the root of all the entries so
+    far, and consistent with the one before, across a full tile."""
+    integrator = await _helper_integrator(client)
+    seen = []
+    for step in (3, 250, 4, 1):
+        await cast(client, poll["id"], step) if step < 10 else await _cast_many(client, poll["id"], step)
+        assert await integrator.run_once() == 1
+        seen.append(await checkpoint_of(client, poll["id"]))
+    hashes = await _leaf_hashes(client, poll["id"], seen[-1].size)
+    assert [c.size for c in seen] == [3, 253, 257, 258]
+    assert merkle.root_of(hashes) == seen[-1].root
+    for earlier, later in itertools.pairwise(seen):
+        proof = merkle.consistency_proof(earlier.size, hashes[: later.size])
+        merkle.verify_consistency(earlier.size, later.size, proof, earlier.root, later.root)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.ballot_log.entries import entry_of_row, void_entry
-from app.storage.schema import ballot_log_checkpoints, ballot_log_tiles, polls
+from app.storage.driver_sql import Marks
+from app.storage.schema import polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,19 +23,17 @@ class StoredCheckpoint:
 
 
 # Each read is written once, for a sync connection: the sequencer's helper process uses it as it is
-# (app/ballot_log/integrator.py), the service through the async wrapper beside it.
+# (app/ballot_log/integrator.py), the service through the async wrapper beside it. The sequencer
+# runs these reads and the writes below every round, so they go to the driver as plain SQL
+# (app/storage/driver_sql.py): built by SQLAlchemy Core, they cost it more than its hashing did.
 
 
 def checkpoint_of(conn: Connection, poll_id: str) -> StoredCheckpoint | None:
-    row = conn.execute(
-        select(
-            ballot_log_checkpoints.c.size,
-            ballot_log_checkpoints.c.root,
-            ballot_log_checkpoints.c.note,
-            ballot_log_checkpoints.c.made_at,
-        ).where(ballot_log_checkpoints.c.poll_id == poll_id)
+    marks = Marks(conn)
+    row = conn.exec_driver_sql(
+        f"SELECT size, root, note, made_at FROM ballot_log_checkpoints WHERE poll_id = {marks.take(1)}", (poll_id,)
     ).first()
-    return StoredCheckpoint(row.size, bytes(row.root), bytes(row.note), row.made_at) if row else None
+    return StoredCheckpoint(row[0], bytes(row[1]), bytes(row[2]), row[3]) if row else None
 
 
 async def load_checkpoint(conn: AsyncConnection, poll_id: str) -> StoredCheckpoint | None:
@@ -79,13 +78,16 @@ async def load_entries(conn: AsyncConnection, poll_id: str, first: int, count: i
 def tiles_of(conn: Connection, poll_id: str, wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     if not wanted:
         return {}
-    rows = conn.execute(
-        select(ballot_log_tiles.c.level, ballot_log_tiles.c.tile_index, ballot_log_tiles.c.hashes).where(
-            ballot_log_tiles.c.poll_id == poll_id,
-            tuple_(ballot_log_tiles.c.level, ballot_log_tiles.c.tile_index).in_(wanted),
-        )
+    marks = Marks(conn)
+    # One look-up in the primary key per tile, OR-ed: SQLite scans the poll's tiles for a row-value
+    # `(level, tile_index) IN (…)` (app/votes/rows.py found the same of the votes index).
+    poll = marks.take(1)
+    clauses = " OR ".join(f"(level = {marks.take(1)} AND tile_index = {marks.take(1)})" for _ in wanted)
+    rows = conn.exec_driver_sql(
+        f"SELECT level, tile_index, hashes FROM ballot_log_tiles WHERE poll_id = {poll} AND ({clauses})",
+        (poll_id, *(number for tile in wanted for number in tile)),
     )
-    return {(row.level, row.tile_index): bytes(row.hashes) for row in rows}
+    return {(level, index): bytes(hashes) for level, index, hashes in rows}
 
 
 async def load_tiles(
@@ -96,12 +98,11 @@ async def load_tiles(
 
 def checkpoint_size(conn: Connection, poll_id: str) -> tuple[int, bytes] | None:
     """The stored checkpoint's size and root, inside a write transaction (sync, see save)."""
-    row = conn.execute(
-        select(ballot_log_checkpoints.c.size, ballot_log_checkpoints.c.root).where(
-            ballot_log_checkpoints.c.poll_id == poll_id
-        )
+    marks = Marks(conn)
+    row = conn.exec_driver_sql(
+        f"SELECT size, root FROM ballot_log_checkpoints WHERE poll_id = {marks.take(1)}", (poll_id,)
     ).first()
-    return (row.size, bytes(row.root)) if row else None
+    return (row[0], bytes(row[1])) if row else None
 
 
 def save(
@@ -109,27 +110,25 @@ def save(
 ) -> None:
     """Writes a new checkpoint and the tiles it needs. Sync: it runs inside the commit engine's
     short write transaction (app/votes/commit_engine.py), as a group commit's statements do."""
-    values = {"size": stored.size, "root": stored.root, "note": stored.note, "made_at": stored.made_at}
-    if is_new:
-        conn.execute(ballot_log_checkpoints.insert().values(poll_id=poll_id, **values))
+    marks = Marks(conn)
+    values = (stored.size, stored.root, stored.note, stored.made_at, poll_id)
+    if is_new:  # a plain insert: should a checkpoint be there after all, the write fails
+        sql = f"INSERT INTO ballot_log_checkpoints (size, root, note, made_at, poll_id) VALUES ({marks.take(5)})"
     else:
-        conn.execute(
-            ballot_log_checkpoints.update().where(ballot_log_checkpoints.c.poll_id == poll_id).values(**values)
+        size, root, note, made_at, poll = (marks.take(1) for _ in range(5))
+        sql = (
+            f"UPDATE ballot_log_checkpoints SET size = {size}, root = {root}, note = {note}, made_at = {made_at} "
+            f"WHERE poll_id = {poll}"
         )
-    for (level, index), hashes in changed.items():
-        updated = conn.execute(
-            ballot_log_tiles.update()
-            .where(
-                ballot_log_tiles.c.poll_id == poll_id,
-                ballot_log_tiles.c.level == level,
-                ballot_log_tiles.c.tile_index == index,
-            )
-            .values(hashes=hashes)
+    conn.exec_driver_sql(sql, values)
+    if changed:
+        # A partial tile grows in place (full ones are written once): an upsert, all in one call.
+        marks = Marks(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO ballot_log_tiles (poll_id, level, tile_index, hashes) VALUES ({marks.take(4)}) "
+            "ON CONFLICT (poll_id, level, tile_index) DO UPDATE SET hashes = excluded.hashes",
+            [(poll_id, level, index, hashes) for (level, index), hashes in changed.items()],
         )
-        if updated.rowcount == 0:
-            conn.execute(
-                ballot_log_tiles.insert().values(poll_id=poll_id, level=level, tile_index=index, hashes=hashes)
-            )
 
 
 def polls_behind(conn: Connection) -> list[str]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
+from app.storage.driver_sql import Marks
 from app.storage.poll_locks import hold_admission_exclusively
-from app.votes.rows import _Marks
 
 GAP_GRACE_S = 0.3
 """How long a gap may be a vote still committing: far longer than a vote transaction, and short
@@ -29,7 +29,7 @@ MAX_VOIDS_PER_ROUND = 4096
 def committed_beyond(conn: Connection, poll_id: str, size: int) -> int | None:
     """The highest seq committed past a log of this size, within one round's reach; None when no
     vote lies beyond it. Asked once the log stops at `size`: then seq size + 1 is a gap."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     return conn.exec_driver_sql(
         f"SELECT max(seq) FROM votes WHERE poll_id = {marks.take(1)} AND seq > {marks.take(1)} "
         f"AND seq <= {marks.take(1)}",
@@ -42,7 +42,7 @@ def void_dead_seqs(conn: Connection, poll_id: str, after: int, upto: int) -> lis
     once no vote transaction of the poll is in flight; the seqs voided. `upto` must be a committed
     vote's seq: every seq below it was handed out before it."""
     hold_admission_exclusively(conn, poll_id)
-    marks = _Marks(conn)
+    marks = Marks(conn)
     taken = conn.exec_driver_sql(
         f"SELECT seq FROM votes WHERE poll_id = {marks.take(1)} AND seq > {marks.take(1)} AND seq <= {marks.take(1)} "
         f"UNION ALL SELECT seq FROM ballot_log_voids WHERE poll_id = {marks.take(1)} AND seq > {marks.take(1)} "
@@ -52,7 +52,7 @@ def void_dead_seqs(conn: Connection, poll_id: str, after: int, upto: int) -> lis
     held = {seq for (seq,) in taken}
     dead = [seq for seq in range(after + 1, upto + 1) if seq not in held]
     if dead:
-        marks = _Marks(conn)
+        marks = Marks(conn)
         conn.exec_driver_sql(
             f"INSERT INTO ballot_log_voids (poll_id, seq) VALUES ({marks.take(2)})", [(poll_id, seq) for seq in dead]
         )

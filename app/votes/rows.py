@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection
 
 from app.core.protocol import Vote
+from app.storage.driver_sql import Marks
 from app.storage.poll_locks import hold_admission_shared, sequence_of
 
 TALLY_SHARDS = 64
@@ -38,7 +39,7 @@ VoteRow = tuple[str, str, int, str, str, bytes, bytes, int, int, bytes, bytes]
 
 def stored_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
     """The request hash and receipt stored under each of the keys that is taken."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     rows = conn.exec_driver_sql(
         f"SELECT idempotency_key, request_hash, receipt FROM votes WHERE idempotency_key IN ({marks.take(len(keys))})",
         tuple(keys),
@@ -47,7 +48,7 @@ def stored_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[byte
 
 
 def devices_that_voted(conn: Connection, devices: Sequence[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
-    marks = _Marks(conn)
+    marks = Marks(conn)
     if marks.numbered:
         # PostgreSQL: one probe of the (poll_id, public_key) index per device. With `poll_id = …
         # AND public_key IN (…)` the planner, on statistics left behind by a fast-growing poll,
@@ -84,7 +85,7 @@ def reserve_seqs(
     SQLite, one writer at a time, counts them on the poll's row. PostgreSQL takes them from the
     poll's sequence, under the poll's admission lock (app/storage/poll_locks.py): no row is locked.
     """
-    marks = _Marks(conn)
+    marks = Marks(conn)
     if marks.numbered:
         hold_admission_shared(conn, poll_id)
         sql = f"SELECT ARRAY(SELECT nextval({sequence_of('id')}) FROM generate_series(1, $1)) FROM polls WHERE id = $2"
@@ -106,7 +107,7 @@ def reserve_seqs(
 
 def registered_by(conn: Connection, poll_id: str, public_keys: Sequence[bytes], instant_ms: int) -> set[bytes]:
     """The keys the service saw in this poll at `instant_ms` or before (app/votes/devices.py)."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     rows = conn.exec_driver_sql(
         f"SELECT public_key FROM devices WHERE poll_id = {marks.take(1)} AND registered_at <= {marks.take(1)} "
         f"AND public_key IN ({marks.take(len(public_keys))})",
@@ -119,7 +120,7 @@ def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None
     """The poll's closes_at and late-delivery grace (seconds) as committed, and so they stay for the
     rest of the transaction (PostgreSQL: under the poll's admission lock, which a close takes
     exclusively; SQLite's write lock covers the whole database); None when the poll is gone."""
-    marks = _Marks(conn)
+    marks = Marks(conn)
     if marks.numbered:
         hold_admission_shared(conn, poll_id)
     row = conn.exec_driver_sql(
@@ -129,7 +130,7 @@ def poll_window(conn: Connection, poll_id: str) -> tuple[int | None, int] | None
 
 
 def insert_votes(conn: Connection, rows: Sequence[VoteRow]) -> None:
-    marks = _Marks(conn)
+    marks = Marks(conn)
     conn.exec_driver_sql(
         f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({marks.take(len(VOTE_COLUMNS))})", list(rows)
     )
@@ -140,7 +141,7 @@ def count_votes(conn: Connection, accepted: Sequence[Vote]) -> None:
     transaction (app/storage/schema.py `option_tallies`), in sorted order: two transactions on
     one shard lock its rows in the same order and cannot deadlock."""
     tally = Counter((vote.poll_id, vote.option_id) for vote in accepted)
-    marks = _Marks(conn)
+    marks = Marks(conn)
     # SQLite has one writer at a time: one shard. On PostgreSQL two transactions meet on a row
     # only when they draw the same shard.
     shard = random.randrange(TALLY_SHARDS) if marks.numbered else 0
@@ -149,17 +150,3 @@ def count_votes(conn: Connection, accepted: Sequence[Vote]) -> None:
         "ON CONFLICT (poll_id, option_id, shard) DO UPDATE SET votes = option_tallies.votes + excluded.votes",
         [(*key, shard, tally[key]) for key in sorted(tally)],
     )
-
-
-class _Marks:
-    """Placeholders in the driver's own style: `?` for sqlite3, `$1`, `$2`… for asyncpg."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.numbered = conn.dialect.paramstyle == "numeric_dollar"
-        self.used = 0
-
-    def take(self, count: int) -> str:
-        if not self.numbered:
-            return ", ".join("?" * count)
-        first, self.used = self.used + 1, self.used + count
-        return ", ".join(f"${n}" for n in range(first, self.used + 1))
