@@ -16,7 +16,7 @@ from sqlalchemy import update
 from app.ballot_log import merkle, store
 from app.ballot_log.checkpoint import open_checkpoint
 from app.ballot_log.entries import decode_entry, unbundle
-from app.ballot_log.integrator import LogIntegrityError, integrate
+from app.ballot_log.integrator import Integrator, LogIntegrityError, integrate
 from app.ballot_log.log_keys import origin_for
 from app.ballot_log.note import Verifier
 from app.ballot_log.tiles import TileId, split_hashes
@@ -322,3 +322,22 @@ async def test_the_helper_extends_its_kept_tree_edge_as_a_rebuilt_one_would(clie
     for earlier, later in itertools.pairwise(seen):
         proof = merkle.consistency_proof(earlier.size, hashes[: later.size])
         merkle.verify_consistency(earlier.size, later.size, proof, earlier.root, later.root)
+
+
+async def test_one_worker_of_a_node_does_every_round_until_it_stops(client, poll):
+    """Workers of one node share the node's sequencer lock; the first to take it keeps it between
+    rounds (its helper keeps the tree edges), and another takes over once it stops."""
+    first = client.app.state.log_integrator
+    if first.node_lock.path is None:
+        pytest.skip("PostgreSQL: one sequencer per poll through an advisory lock, no node lock")
+    assert await first.run_once() == 0  # holds the lock from now on (nothing to do yet)
+    first.task.cancel()  # no more rounds from it, but it has not stopped: it keeps the lock
+    second = Integrator(client.app.state.db, first.signer, first.origin_of, node_lock=first.node_lock.path)
+    try:
+        await cast(client, poll["id"], 2)
+        assert await second.run_once() == 0
+        await first.stop()
+        assert await second.run_once() == 1
+        assert (await checkpoint_of(client, poll["id"])).size == 2
+    finally:
+        await second.stop()

@@ -22,8 +22,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,22 +245,32 @@ def _edge_of(conn: Connection, poll_id: str, size: int, root: bytes, edges: Edge
     return edge
 
 
-@contextmanager
-def _held(path: Path | None) -> Iterator[bool]:
-    """A non-blocking lock on the file, if there is one: True while this process holds it."""
-    if path is None:
-        yield True
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+class NodeLock:
+    """The lock that makes one worker of a node its sequencer: a file lock, taken without waiting
+    and then kept, so that the same worker (and its helper's kept tree edges) does every round
+    until it stops or dies, when the kernel releases the lock and another worker takes it at its
+    next round. No path: always held (one worker, or a database other processes lock for it)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def hold(self) -> bool:
+        if self.path is None or self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
 
 
 # The SQLite sequencer's rounds run in a helper process, `python -m app.ballot_log.integrator`,
@@ -453,7 +462,7 @@ class Integrator:
         self.db = db
         self.durability = durability
         self.commit = commit
-        self.node_lock = node_lock
+        self.node_lock = NodeLock(node_lock)
         self.signer = signer
         self.origin_of = origin_of
         self.helper = helper
@@ -472,6 +481,7 @@ class Integrator:
             self.task = None
         if self.helper is not None:
             await self.helper.close()
+        self.node_lock.release()
 
     async def run_once(self) -> int:
         """Integrates every poll that is behind; how many checkpoints it made."""
@@ -479,17 +489,16 @@ class Integrator:
         # not, nothing more is written here either (the votes get 503 and /readyz says why).
         if self.durability is not None and self.durability() is not None:
             return 0
-        # One round at a time in this process; the workers of one node take turns: another's work
-        # would only be dropped.
+        # One round at a time in this process, and one worker of the node does them all: another's
+        # work would only be dropped, and its helper would rebuild the tree edges this one keeps.
         async with self._one_round:
-            with _held(self.node_lock) as held:
-                if not held:
-                    return 0
-                if self.helper is None:
-                    return await self._integrate_all()
-                made, broken = await self.helper.round(self.signer, self._integrate_all)
-                self.broken.update(broken)
-                return made
+            if not self.node_lock.hold():
+                return 0
+            if self.helper is None:
+                return await self._integrate_all()
+            made, broken = await self.helper.round(self.signer, self._integrate_all)
+            self.broken.update(broken)
+            return made
 
     async def _integrate_all(self) -> int:
         async with self.db.read() as conn:
